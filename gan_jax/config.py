@@ -1,0 +1,162 @@
+"""Flags, the frozen `Config` they resolve to, and its validation.
+
+Data flows one way: flags (or a flagfile) -> `Config` (validated once, here)
+-> training. Nothing downstream reads flags. Every validation failure is a
+`ConfigError` whose message is one line naming the problem and the valid
+choices; the CLI prints it and exits with status 2 before writing anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+from absl import flags
+
+from gan_jax import data as data_lib
+from gan_jax import losses as losses_lib
+from gan_jax import models as models_lib
+
+
+class ConfigError(ValueError):
+  """A bad configuration value; the message is one line for a person."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Everything a training run depends on. Defaults give a ring8 toy GAN."""
+
+  workdir: str = ''
+  dataset: str = 'ring8'
+  loss: str = 'non_saturating'
+  model: str = 'mlp'
+  num_steps: int = 20_000
+  batch_size: int = 256
+  z_dim: int = 64
+  g_hidden: tuple[int, ...] = (128, 128, 128)
+  d_hidden: tuple[int, ...] = (128, 128, 128)
+  d_steps: int = 1
+  g_lr: float = 1e-4
+  d_lr: float = 1e-4
+  beta1: float = 0.5
+  beta2: float = 0.999
+  d_weight_clip: float = 0.0
+  seed: int = 0
+  log_every: int = 500
+  num_eval_samples: int = 2500
+
+  def replace(self, **changes: Any) -> 'Config':
+    return dataclasses.replace(self, **changes)
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+# ----------------------------------------------------------------------------
+# Validation.
+# ----------------------------------------------------------------------------
+
+
+def _check_name(kind: str, value: str, valid: list[str]) -> None:
+  if value not in valid:
+    raise ConfigError(
+        f'--{kind}={value!r} is not a known {kind}; valid: {", ".join(valid)}')
+
+
+def _check_positive(name: str, value) -> None:
+  if not value > 0:
+    raise ConfigError(f'--{name}={value} must be positive')
+
+
+def validate(config: Config) -> Config:
+  """Checks every field of `config`; returns it unchanged or raises ConfigError."""
+  _check_name('dataset', config.dataset, data_lib.names())
+  _check_name('loss', config.loss, losses_lib.names())
+  _check_name('model', config.model, models_lib.names())
+  for name in ('num_steps', 'batch_size', 'z_dim', 'd_steps', 'log_every',
+               'num_eval_samples', 'g_lr', 'd_lr'):
+    _check_positive(name, getattr(config, name))
+  for name in ('g_hidden', 'd_hidden'):
+    widths = getattr(config, name)
+    if not widths or any(w <= 0 for w in widths):
+      raise ConfigError(f'--{name}={",".join(map(str, widths))} must be a '
+                        'comma-separated list of positive layer widths')
+  for name in ('beta1', 'beta2'):
+    value = getattr(config, name)
+    if not 0.0 <= value < 1.0:
+      raise ConfigError(f'--{name}={value} must lie in [0, 1)')
+  if config.d_weight_clip < 0:
+    raise ConfigError(f'--d_weight_clip={config.d_weight_clip} must be >= 0 '
+                      '(0 turns weight clipping off)')
+  if config.seed < 0:
+    raise ConfigError(f'--seed={config.seed} must be >= 0')
+  if not config.workdir:
+    raise ConfigError('--workdir must name a directory for the run artifacts')
+  if os.path.exists(config.workdir) and not os.path.isdir(config.workdir):
+    raise ConfigError(f'--workdir={config.workdir} is a file, not a directory')
+  return config
+
+
+# ----------------------------------------------------------------------------
+# Flags.
+# ----------------------------------------------------------------------------
+
+_DEFAULTS = Config()
+
+
+def _widths(text: str) -> tuple[int, ...]:
+  try:
+    return tuple(int(w) for w in text.split(',') if w.strip())
+  except ValueError:
+    raise ConfigError(f'{text!r} is not a comma-separated list of integer '
+                      'layer widths') from None
+
+
+def define_flags() -> None:
+  """Defines the training flags on absl's global FLAGS (idempotent)."""
+  if 'dataset' in flags.FLAGS:
+    return
+  d = _DEFAULTS
+  flags.DEFINE_string('workdir', None, 'Directory for config.json, '
+                      'metrics.jsonl and samples (default runs/DATASET_LOSS).')
+  flags.DEFINE_string('dataset', d.dataset,
+                      f'Data set: {", ".join(data_lib.names())}.')
+  flags.DEFINE_string('loss', d.loss, f'Loss: {", ".join(losses_lib.names())}.')
+  flags.DEFINE_string('model', d.model,
+                      f'Model: {", ".join(models_lib.names())}.')
+  flags.DEFINE_integer('num_steps', d.num_steps, 'Training steps (G updates).')
+  flags.DEFINE_integer('batch_size', d.batch_size, 'Batch size for both players.')
+  flags.DEFINE_integer('z_dim', d.z_dim, 'Latent dimension.')
+  flags.DEFINE_string('g_hidden', ','.join(map(str, d.g_hidden)),
+                      'Generator hidden widths, comma-separated.')
+  flags.DEFINE_string('d_hidden', ','.join(map(str, d.d_hidden)),
+                      'Discriminator hidden widths, comma-separated.')
+  flags.DEFINE_integer('d_steps', d.d_steps,
+                       'D updates per G update (G held fixed during them).')
+  flags.DEFINE_float('g_lr', d.g_lr, 'Generator Adam learning rate.')
+  flags.DEFINE_float('d_lr', d.d_lr, 'Discriminator Adam learning rate.')
+  flags.DEFINE_float('beta1', d.beta1, 'Adam beta1 for both players.')
+  flags.DEFINE_float('beta2', d.beta2, 'Adam beta2 for both players.')
+  flags.DEFINE_float('d_weight_clip', d.d_weight_clip,
+                     'Clip D weights to [-c, c] after each D step (WGAN); 0 = off.')
+  flags.DEFINE_integer('seed', d.seed, 'Random seed.')
+  flags.DEFINE_integer('log_every', d.log_every,
+                       'Steps per compiled scan chunk and per log line.')
+  flags.DEFINE_integer('num_eval_samples', d.num_eval_samples,
+                       'Generator samples for the final evaluation.')
+
+
+def from_flags(flag_values=None) -> Config:
+  """Resolves parsed flags into a validated `Config`."""
+  f = flag_values or flags.FLAGS
+  workdir = f.workdir or os.path.join('runs', f'{f.dataset}_{f.loss}')
+  config = Config(
+      workdir=workdir, dataset=f.dataset, loss=f.loss, model=f.model,
+      num_steps=f.num_steps, batch_size=f.batch_size, z_dim=f.z_dim,
+      g_hidden=_widths(f.g_hidden), d_hidden=_widths(f.d_hidden),
+      d_steps=f.d_steps, g_lr=f.g_lr, d_lr=f.d_lr, beta1=f.beta1,
+      beta2=f.beta2, d_weight_clip=f.d_weight_clip, seed=f.seed,
+      log_every=f.log_every, num_eval_samples=f.num_eval_samples)
+  return validate(config)

@@ -9,15 +9,20 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 
-def toy_samples(path: str, samples: np.ndarray, data, title: str = '') -> None:
+def toy_samples(path: str, samples: np.ndarray, data, title: str = '',
+                real: np.ndarray | None = None) -> None:
   """Writes a PNG of generated samples against a Gaussian-mixture data set.
 
   2-D: samples scattered over circles of radius 3 std around each mode (the
-  high-quality region). 1-D: a histogram of the samples over the true density.
+  high-quality region), over `real` data samples in grey when given. 1-D: a
+  histogram of the samples over the true density.
   """
   fig, ax = plt.subplots(figsize=(5, 5) if data.shape[0] == 2 else (6, 3.5),
                          dpi=120)
   if data.shape[0] == 2:
+    if real is not None:
+      ax.scatter(real[:, 0], real[:, 1], s=2, c='0.75', label='data',
+                 rasterized=True)
     ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.4, c='tab:blue',
                label='G(z)', rasterized=True)
     for mu in data.means:

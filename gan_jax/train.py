@@ -118,8 +118,9 @@ def run(config: Config, out=sys.stdout) -> dict:
              'train_seconds': train_seconds, **evaluate(data, samples)}
     log.write(json.dumps(final) + '\n')
   np.save(os.path.join(config.workdir, 'samples.npy'), samples)
+  real = np.asarray(data.sample(jax.random.PRNGKey(config.seed), len(samples)))
   plots.toy_samples(os.path.join(config.workdir, 'samples.png'), samples, data,
-                    title=_title(config, final))
+                    title=_title(config, final), real=real)
   return final
 
 

@@ -214,3 +214,151 @@ LEAST_SQUARES = register(Loss(
     d_loss=_least_squares_d_loss,
     g_loss=_least_squares_g_loss,
     doc='LSGAN with targets a=0, b=1, c=1'))
+
+
+# ----------------------------------------------------------------------------
+# f-GAN (Nowozin, Cseke & Tomioka 2016).
+# ----------------------------------------------------------------------------
+#
+# For a convex f with f(1) = 0, the f-divergence D_f(P || Q) = E_Q f(p/q) has
+# the variational lower bound (Nguyen, Wainwright & Jordan 2010)
+#
+#     D_f(P || Q) >= sup_T  E_P[T(x)] - E_Q[f*(T(x))],
+#
+# with f*(t) = sup_u (u t - f(u)) the convex conjugate, attained at
+# T*(x) = f'(p(x) / q(x)). f-GAN writes T = g_f(v) with v the raw output of D
+# and g_f an output activation that maps the reals into dom f*. D ascends
+#
+#     F(D, G) = E_x[g_f(v(x))] - E_z[f*(g_f(v(G(z))))],
+#
+# and G, as recommended by Nowozin et al. (Sec. 3.2), minimises
+# -E_z[g_f(v(G(z)))] (the non-saturating form, the same fixed point). For
+# every divergence below the composition f*(g_f(v)) is written in closed form
+# so that it is exact for any float32 v.
+
+
+@dataclasses.dataclass(frozen=True)
+class FDivergence:
+  """The pieces of one f-GAN divergence (Nowozin et al. 2016, Table 6).
+
+  Attributes:
+    name: short name, used as `fgan_<name>` in the loss registry.
+    activation: g_f(v), the output activation into dom f*.
+    conjugate_of_activation: f*(g_f(v)), simplified in closed form.
+    doc: the generator f(u) of D_f(P || Q) = E_Q f(p/q).
+  """
+
+  name: str
+  activation: Callable[[Array], Array]
+  conjugate_of_activation: Callable[[Array], Array]
+  doc: str
+
+  def value(self, real_out: Array, fake_out: Array) -> Array:
+    """F = mean g_f(v(x)) - mean f*(g_f(v(G(z)))), the bound D ascends."""
+    return (jnp.mean(self.activation(real_out))
+            - jnp.mean(self.conjugate_of_activation(fake_out)))
+
+  def g_loss(self, fake_out: Array, real_out: Optional[Array] = None) -> Array:
+    """-mean g_f(v(G(z))), the generator loss of Nowozin et al. (Sec. 3.2)."""
+    del real_out
+    return -jnp.mean(self.activation(fake_out))
+
+
+_LOG2 = float(jnp.log(2.0))
+
+F_DIVERGENCES: dict[str, FDivergence] = {
+    d.name: d for d in (
+        # f(u) = u log u;  g_f(v) = v;  f*(t) = exp(t - 1).
+        FDivergence('kl', lambda v: v, lambda v: jnp.exp(v - 1.0),
+                    'KL(P || Q): f(u) = u log u'),
+        # f(u) = -log u;  g_f(v) = -exp(-v);  f*(t) = -1 - log(-t),
+        # so f*(g_f(v)) = v - 1.
+        FDivergence('reverse_kl', lambda v: -jnp.exp(-v), lambda v: v - 1.0,
+                    'KL(Q || P): f(u) = -log u'),
+        # f(u) = u log u - (u + 1) log((u + 1) / 2), i.e. D_f = 2 JSD;
+        # g_f(v) = log 2 - log(1 + exp(-v));  f*(t) = -log(2 - exp(t)),
+        # so f*(g_f(v)) = softplus(v) - log 2.
+        FDivergence('js', lambda v: _LOG2 + log_sigmoid(v),
+                    lambda v: jax.nn.softplus(v) - _LOG2,
+                    '2 JSD(P, Q): f(u) = u log u - (u + 1) log((u + 1) / 2)'),
+        # f(u) = (u - 1)^2;  g_f(v) = v;  f*(t) = t^2 / 4 + t.
+        FDivergence('pearson', lambda v: v, lambda v: 0.25 * v * v + v,
+                    'Pearson chi^2(P || Q): f(u) = (u - 1)^2'),
+        # f(u) = (sqrt(u) - 1)^2;  g_f(v) = 1 - exp(-v);  f*(t) = t / (1 - t),
+        # so f*(g_f(v)) = exp(v) - 1.
+        FDivergence('hellinger', lambda v: -jnp.expm1(-v), jnp.expm1,
+                    'squared Hellinger: f(u) = (sqrt(u) - 1)^2'),
+    )
+}
+
+
+def _register_fgan(div: FDivergence) -> Loss:
+  return register(Loss(
+      name=f'fgan_{div.name}',
+      value=div.value,
+      d_loss=lambda r, f: -div.value(r, f),
+      g_loss=div.g_loss,
+      doc=f'f-GAN, {div.doc}; G minimises -E g_f(v(G(z)))'))
+
+
+FGAN_KL, FGAN_REVERSE_KL, FGAN_JS, FGAN_PEARSON, FGAN_HELLINGER = (
+    _register_fgan(F_DIVERGENCES[n])
+    for n in ('kl', 'reverse_kl', 'js', 'pearson', 'hellinger'))
+
+
+# ----------------------------------------------------------------------------
+# Relativistic average losses (Jolicoeur-Martineau 2019).
+# ----------------------------------------------------------------------------
+#
+# D's raw output C is made relative to the other batch's mean:
+#     r~ = C(x) - E C(G(z)),      f~ = C(G(z)) - E C(x).
+# D wants real more realistic than the average fake (r~ large) and fake less
+# realistic than the average real (f~ small); G wants the opposite, so G's
+# loss is D's loss with the roles of real and fake swapped, and it reads D's
+# real outputs (`g_needs_real`).
+
+
+def _relative(real_out: Array, fake_out: Array) -> tuple[Array, Array]:
+  return real_out - jnp.mean(fake_out), fake_out - jnp.mean(real_out)
+
+
+def _ra_sgan_d_loss(real_out: Array, fake_out: Array) -> Array:
+  """-E log sigmoid(r~) - E log(1 - sigmoid(f~))."""
+  r, f = _relative(real_out, fake_out)
+  return -jnp.mean(log_sigmoid(r)) - jnp.mean(log_one_minus_sigmoid(f))
+
+
+def _ra_lsgan_d_loss(real_out: Array, fake_out: Array) -> Array:
+  """E (r~ - 1)^2 + E (f~ + 1)^2."""
+  r, f = _relative(real_out, fake_out)
+  return jnp.mean(jnp.square(r - 1.0)) + jnp.mean(jnp.square(f + 1.0))
+
+
+def _ra_hinge_d_loss(real_out: Array, fake_out: Array) -> Array:
+  """E relu(1 - r~) + E relu(1 + f~)."""
+  r, f = _relative(real_out, fake_out)
+  return jnp.mean(jax.nn.relu(1.0 - r)) + jnp.mean(jax.nn.relu(1.0 + f))
+
+
+def _register_relativistic(name: str, d_loss: Callable, doc: str) -> Loss:
+
+  def g_loss(fake_out: Array, real_out: Optional[Array] = None) -> Array:
+    if real_out is None:
+      raise ValueError(f'loss {name} compares real and fake outputs; its '
+                       'g_loss needs real_out')
+    return d_loss(fake_out, real_out)
+
+  return register(Loss(name=name, value=lambda r, f: -d_loss(r, f),
+                       d_loss=d_loss, g_loss=g_loss, g_needs_real=True,
+                       doc=doc))
+
+
+RA_SGAN = _register_relativistic(
+    'rasgan', _ra_sgan_d_loss,
+    'relativistic average standard GAN; G swaps real and fake')
+RA_LSGAN = _register_relativistic(
+    'ralsgan', _ra_lsgan_d_loss,
+    'relativistic average LSGAN; G swaps real and fake')
+RA_HINGE = _register_relativistic(
+    'rahinge', _ra_hinge_d_loss,
+    'relativistic average hinge; G swaps real and fake')

@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable, Optional
 
 import jax
@@ -264,7 +265,9 @@ class FDivergence:
     return -jnp.mean(self.activation(fake_out))
 
 
-_LOG2 = float(jnp.log(2.0))
+# math, not jnp: importing a module must not start a JAX backend (multi-host
+# runs call jax.distributed.initialize() after the imports, before any JAX work).
+_LOG2 = math.log(2.0)
 
 F_DIVERGENCES: dict[str, FDivergence] = {
     d.name: d for d in (

@@ -18,6 +18,7 @@ from absl import flags
 from gan_jax import data as data_lib
 from gan_jax import losses as losses_lib
 from gan_jax import models as models_lib
+from gan_jax import steps as steps_lib
 
 
 class ConfigError(ValueError):
@@ -43,6 +44,8 @@ class Config:
   beta1: float = 0.5
   beta2: float = 0.999
   d_weight_clip: float = 0.0
+  update: str = 'alternating'
+  consensus_weight: float = 10.0
   seed: int = 0
   log_every: int = 500
   num_eval_samples: int = 2500
@@ -90,6 +93,12 @@ def validate(config: Config) -> Config:
   if config.d_weight_clip < 0:
     raise ConfigError(f'--d_weight_clip={config.d_weight_clip} must be >= 0 '
                       '(0 turns weight clipping off)')
+  _check_name('update', config.update, list(steps_lib.UPDATES))
+  if config.d_steps != 1 and config.update != 'alternating':
+    raise ConfigError(f'--d_steps={config.d_steps} needs --update=alternating '
+                      f'(--update={config.update} moves both players once per '
+                      'step)')
+  _check_positive('consensus_weight', config.consensus_weight)
   if config.seed < 0:
     raise ConfigError(f'--seed={config.seed} must be >= 0')
   if not config.workdir:
@@ -141,6 +150,11 @@ def define_flags() -> None:
   flags.DEFINE_float('beta2', d.beta2, 'Adam beta2 for both players.')
   flags.DEFINE_float('d_weight_clip', d.d_weight_clip,
                      'Clip D weights to [-c, c] after each D step (WGAN); 0 = off.')
+  flags.DEFINE_string('update', d.update,
+                      f'Update scheme: {", ".join(steps_lib.UPDATES)}.')
+  flags.DEFINE_float('consensus_weight', d.consensus_weight,
+                     'gamma of --update=consensus: both players add '
+                     'gamma/2 ||joint gradient||^2.')
   flags.DEFINE_integer('seed', d.seed, 'Random seed.')
   flags.DEFINE_integer('log_every', d.log_every,
                        'Steps per compiled scan chunk and per log line.')
@@ -157,6 +171,7 @@ def from_flags(flag_values=None) -> Config:
       num_steps=f.num_steps, batch_size=f.batch_size, z_dim=f.z_dim,
       g_hidden=_widths(f.g_hidden), d_hidden=_widths(f.d_hidden),
       d_steps=f.d_steps, g_lr=f.g_lr, d_lr=f.d_lr, beta1=f.beta1,
-      beta2=f.beta2, d_weight_clip=f.d_weight_clip, seed=f.seed,
+      beta2=f.beta2, d_weight_clip=f.d_weight_clip, update=f.update,
+      consensus_weight=f.consensus_weight, seed=f.seed,
       log_every=f.log_every, num_eval_samples=f.num_eval_samples)
   return validate(config)

@@ -7,11 +7,37 @@ G's parameters (and optimizer state) bit-identical, and vice versa.
 
     d_step(state, batch, z) -> (state, metrics)   # one update of D
     g_step(state, z, batch=None) -> (state, metrics)   # one update of G
-    train_step(state) -> (state, metrics)   # d_steps D updates, then one G update
+    train_step(state) -> (state, metrics)   # one step of the update scheme
 
 `train_step` draws everything it needs from `fold_in(state.rng, state.step)`,
 including the real batch (sampled on the device), so it can be the body of a
 `lax.scan` and whole chunks of training compile to one program.
+
+Update schemes (`Steps.update`). Write x = (theta_G, psi_D) for both players'
+parameters, L_G and L_D for their objectives (L_D including any penalty), and
+
+    w(x) = (grad_G L_G(x), grad_D L_D(x)),      v(x) = -w(x),
+
+the joint gradient field (v is the vector field of Mescheder et al. 2017,
+x' = v(x) in continuous time). With each player's optimizer written as
+x <- x + u(w; s) (u = -lr * w for SGD):
+
+* `alternating` (Goodfellow et al. 2014): `d_steps` D updates with G fixed,
+  then one G update at the new D (Gauss-Seidel).
+* `simultaneous`: both players update from w(x_t) on the same batch and z
+  (Jacobi).
+* `extragradient` (Korpelevich 1976; Gidel et al. 2019): a lookahead
+  x_{t+1/2} = x_t + u(w(x_t); s_t) whose optimizer state is discarded, then
+  x_{t+1} = x_t + u(w(x_{t+1/2}); s_t) from the same state and batch.
+* `optimistic` (Daskalakis et al. 2018): simultaneous steps with each
+  optimizer followed by optax's optimistic correction u'_t = 2 u_t - u_{t-1}
+  (`optimistic(opt)`): optimistic gradient descent for SGD, optimistic Adam
+  for Adam. The previous update lives in the optax state, so `GANState` is
+  unchanged.
+* `consensus` (Mescheder et al. 2017): both players add
+  gamma/2 ||w(x)||^2 to their objectives and step simultaneously on
+  w + gamma J_w^T w; J_w^T w is one vector-Jacobian product of the field
+  with itself (`jax.vjp`), never a materialised Jacobian.
 """
 
 from __future__ import annotations
@@ -30,10 +56,41 @@ Array = jax.Array
 Metrics = dict[str, Array]
 
 
+UPDATES = ('alternating', 'simultaneous', 'extragradient', 'optimistic',
+           'consensus')
+
+
 def adam(learning_rate: float, beta1: float, beta2: float
          ) -> optax.GradientTransformation:
   """One player's optimizer: Adam with its own learning rate."""
   return optax.adam(learning_rate, b1=beta1, b2=beta2)
+
+
+def optimistic(opt: optax.GradientTransformation
+               ) -> optax.GradientTransformation:
+  """`opt` followed by the optimistic correction u'_t = 2 u_t - u_{t-1}.
+
+  With `optax.sgd(lr)` this is optimistic gradient descent,
+  theta_{t+1} = theta_t - lr (2 g_t - g_{t-1}) (optax's
+  `optimistic_gradient_descent(lr)`); with Adam it is the optimistic Adam of
+  Daskalakis et al. 2018, theta_{t+1} = theta_t - lr (2 r_t - r_{t-1}) with
+  r_t Adam's normalised step. The first step is a plain step (u_{-1} = u_0).
+  """
+  return optax.chain(opt, optax.scale_by_optimistic_gradient(alpha=1.0,
+                                                             beta=1.0))
+
+
+def scheme_optimizer(update: str, opt: optax.GradientTransformation
+                     ) -> optax.GradientTransformation:
+  """The optimizer a player needs under `update`: `optimistic(opt)` for the
+  optimistic scheme, `opt` itself otherwise."""
+  return optimistic(opt) if update == 'optimistic' else opt
+
+
+def _has_optimism(opt_state) -> bool:
+  nodes = jax.tree.leaves(
+      opt_state, is_leaf=lambda n: hasattr(n, 'previous_gradient'))
+  return any(hasattr(n, 'previous_gradient') for n in nodes)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -46,9 +103,14 @@ class Steps:
     sample_data: `sample_data(key, n) -> batch`, pure, runs on the device.
     batch_size: samples per batch for both players.
     z_dim: latent dimension; z ~ N(0, I).
-    d_steps: D updates per G update.
+    d_steps: D updates per G update (`alternating` only).
     d_weight_clip: if > 0, D's parameters are clipped to [-c, c] after each D
       update (WGAN weight clipping).
+    update: the update scheme, one of `UPDATES` (see the module docstring).
+    consensus_weight: gamma of the `consensus` scheme.
+    d_penalty: optional `d_penalty(d_params, g_params, batch, z) -> scalar`
+      added to D's loss (a gradient penalty, say); it is part of D's
+      objective in every scheme and in the joint field.
   """
 
   game: Game
@@ -59,45 +121,147 @@ class Steps:
   z_dim: int
   d_steps: int = 1
   d_weight_clip: float = 0.0
+  update: str = 'alternating'
+  consensus_weight: float = 0.0
+  d_penalty: Optional[Callable[[Any, Any, Array, Array], Array]] = None
+
+  def __post_init__(self):
+    if self.update not in UPDATES:
+      raise ValueError(f'unknown update {self.update!r}; valid updates: '
+                       f'{", ".join(UPDATES)}')
+    if self.d_steps != 1 and self.update != 'alternating':
+      raise ValueError(f'd_steps={self.d_steps} needs update=alternating; '
+                       f'{self.update} updates both players once per step')
 
   def sample_z(self, key: Array) -> Array:
     """A batch of latents z ~ N(0, I), shape (batch_size, z_dim)."""
     return jax.random.normal(key, (self.batch_size, self.z_dim), jnp.float32)
 
-  def d_step(self, state: GANState, batch: Array, z: Array
-             ) -> tuple[GANState, Metrics]:
-    """One D update on grad_D of D's loss; G is a constant here."""
-    (d_loss, value), grads = jax.value_and_grad(
-        self.game.d_objective, has_aux=True)(state.d_params, state.g_params,
-                                             batch, z)
-    updates, d_opt_state = self.d_opt.update(grads, state.d_opt_state,
-                                             state.d_params)
-    d_params = optax.apply_updates(state.d_params, updates)
+  def d_grads(self, d_params: Any, g_params: Any, batch: Array, z: Array
+              ) -> tuple[Any, Metrics]:
+    """grad_D of D's objective (loss plus `d_penalty`); G is a constant."""
+    if self.d_penalty is None:
+      (d_loss, value), grads = jax.value_and_grad(
+          self.game.d_objective, has_aux=True)(d_params, g_params, batch, z)
+      metrics = {'d_loss': d_loss, 'value': value}
+    else:
+
+      def objective(d_params):
+        d_loss, value = self.game.d_objective(d_params, g_params, batch, z)
+        penalty = self.d_penalty(d_params, g_params, batch, z)
+        return d_loss + penalty, (d_loss, value, penalty)
+
+      (_, (d_loss, value, penalty)), grads = jax.value_and_grad(
+          objective, has_aux=True)(d_params)
+      metrics = {'d_loss': d_loss, 'value': value, 'd_penalty': penalty}
+    return grads, metrics
+
+  def g_grads(self, g_params: Any, d_params: Any, z: Array,
+              batch: Optional[Array] = None) -> tuple[Any, Metrics]:
+    """grad_G of G's objective; D is a constant."""
+    g_loss, grads = jax.value_and_grad(self.game.g_objective)(
+        g_params, d_params, z, batch)
+    return grads, {'g_loss': g_loss}
+
+  def joint_grads(self, g_params: Any, d_params: Any, batch: Array, z: Array
+                  ) -> tuple[tuple[Any, Any], Metrics]:
+    """w(x) = (grad_G L_G, grad_D L_D), both at the same x, batch and z.
+
+    The joint (simultaneous) gradient of the game; its negative is the vector
+    field v(x) whose Jacobian at a stationary point decides local
+    convergence (Mescheder et al. 2017).
+    """
+    d_grads, d_metrics = self.d_grads(d_params, g_params, batch, z)
+    g_grads, g_metrics = self.g_grads(
+        g_params, d_params, z, batch if self.game.loss.g_needs_real else None)
+    return (g_grads, d_grads), {**d_metrics, **g_metrics}
+
+  def _apply_d(self, d_params: Any, d_opt_state: Any, grads: Any):
+    updates, d_opt_state = self.d_opt.update(grads, d_opt_state, d_params)
+    d_params = optax.apply_updates(d_params, updates)
     if self.d_weight_clip > 0:
       c = self.d_weight_clip
       d_params = jax.tree.map(lambda p: jnp.clip(p, -c, c), d_params)
-    metrics = {'d_loss': d_loss, 'value': value,
-               'd_grad_norm': optax.tree.norm(grads)}
+    return d_params, d_opt_state
+
+  def _apply_g(self, g_params: Any, g_opt_state: Any, grads: Any):
+    updates, g_opt_state = self.g_opt.update(grads, g_opt_state, g_params)
+    return optax.apply_updates(g_params, updates), g_opt_state
+
+  def _apply_both(self, state: GANState, g_grads: Any, d_grads: Any
+                  ) -> GANState:
+    g_params, g_opt_state = self._apply_g(state.g_params, state.g_opt_state,
+                                          g_grads)
+    d_params, d_opt_state = self._apply_d(state.d_params, state.d_opt_state,
+                                          d_grads)
+    return state.replace(g_params=g_params, g_opt_state=g_opt_state,
+                         d_params=d_params, d_opt_state=d_opt_state)
+
+  def d_step(self, state: GANState, batch: Array, z: Array
+             ) -> tuple[GANState, Metrics]:
+    """One D update on grad_D of D's loss; G is a constant here."""
+    grads, metrics = self.d_grads(state.d_params, state.g_params, batch, z)
+    d_params, d_opt_state = self._apply_d(state.d_params, state.d_opt_state,
+                                          grads)
+    metrics['d_grad_norm'] = optax.tree.norm(grads)
     return state.replace(d_params=d_params, d_opt_state=d_opt_state), metrics
 
   def g_step(self, state: GANState, z: Array, batch: Optional[Array] = None
              ) -> tuple[GANState, Metrics]:
     """One G update on grad_G of G's loss; D is a constant here."""
-    g_loss, grads = jax.value_and_grad(self.game.g_objective)(
-        state.g_params, state.d_params, z, batch)
-    updates, g_opt_state = self.g_opt.update(grads, state.g_opt_state,
-                                             state.g_params)
-    g_params = optax.apply_updates(state.g_params, updates)
-    metrics = {'g_loss': g_loss, 'g_grad_norm': optax.tree.norm(grads)}
+    grads, metrics = self.g_grads(state.g_params, state.d_params, z, batch)
+    g_params, g_opt_state = self._apply_g(state.g_params, state.g_opt_state,
+                                          grads)
+    metrics['g_grad_norm'] = optax.tree.norm(grads)
     return state.replace(g_params=g_params, g_opt_state=g_opt_state), metrics
 
-  def train_step(self, state: GANState) -> tuple[GANState, Metrics]:
-    """`d_steps` D updates with G fixed, then one G update with D fixed.
+  def joint_step(self, state: GANState, batch: Array, z: Array
+                 ) -> tuple[GANState, Metrics]:
+    """One step of a non-alternating scheme (`simultaneous`, `extragradient`,
+    `optimistic` or `consensus`) on one batch and one z for both players.
 
-    All randomness comes from `fold_in(state.rng, state.step)`. The metrics
-    are those of the last D update and of the G update.
+    The losses in the metrics are those at x_t; the gradient norms are those
+    of the gradients the step applies.
+    """
+    (g_grads, d_grads), metrics = self.joint_grads(
+        state.g_params, state.d_params, batch, z)
+    if self.update == 'optimistic':
+      if not (_has_optimism(state.g_opt_state)
+              and _has_optimism(state.d_opt_state)):
+        raise ValueError('update=optimistic needs both optimizers wrapped by '
+                         'steps.optimistic(...) (see scheme_optimizer)')
+    elif self.update == 'extragradient':
+      half = self._apply_both(state, g_grads, d_grads)
+      (g_grads, d_grads), _ = self.joint_grads(half.g_params, half.d_params,
+                                               batch, z)
+    elif self.update == 'consensus':
+      field = lambda params: self.joint_grads(*params, batch, z)[0]
+      w, vjp = jax.vjp(field, (state.g_params, state.d_params))
+      (g_reg, d_reg), = vjp(w)  # J_w^T w = grad of 1/2 ||w||^2
+      gamma = self.consensus_weight
+      g_grads = jax.tree.map(lambda a, b: a + gamma * b, g_grads, g_reg)
+      d_grads = jax.tree.map(lambda a, b: a + gamma * b, d_grads, d_reg)
+      metrics['field_sq_norm'] = optax.tree.norm(w, squared=True)
+    elif self.update != 'simultaneous':
+      raise ValueError(f'joint_step does not run update={self.update!r}')
+    metrics['g_grad_norm'] = optax.tree.norm(g_grads)
+    metrics['d_grad_norm'] = optax.tree.norm(d_grads)
+    return self._apply_both(state, g_grads, d_grads), metrics
+
+  def train_step(self, state: GANState) -> tuple[GANState, Metrics]:
+    """One step of the update scheme; `step` counts G updates.
+
+    `alternating`: `d_steps` D updates with G fixed, then one G update with D
+    fixed; the metrics are those of the last D update and of the G update.
+    The other schemes update both players from one batch and one z. All
+    randomness comes from `fold_in(state.rng, state.step)`.
     """
     key = jax.random.fold_in(state.rng, state.step)
+    if self.update != 'alternating':
+      k_data, k_z = jax.random.split(jax.random.fold_in(key, 0))
+      state, metrics = self.joint_step(
+          state, self.sample_data(k_data, self.batch_size), self.sample_z(k_z))
+      return state.replace(step=state.step + 1), metrics
     d_metrics: Metrics = {}
     for i in range(self.d_steps):
       k_data, k_z = jax.random.split(jax.random.fold_in(key, i))

@@ -35,7 +35,7 @@ from gan_jax.game import Game
 from gan_jax.metrics import divergences
 from gan_jax.metrics import toy as toy_metrics
 from gan_jax.state import GANState, init_state
-from gan_jax.steps import Steps, adam
+from gan_jax.steps import Steps, adam, scheme_optimizer
 
 
 class TrainingDiverged(RuntimeError):
@@ -49,11 +49,14 @@ def build(config: Config):
   game = Game(generator, discriminator, losses_lib.get(config.loss))
   steps = Steps(
       game=game,
-      g_opt=adam(config.g_lr, config.beta1, config.beta2),
-      d_opt=adam(config.d_lr, config.beta1, config.beta2),
+      g_opt=scheme_optimizer(config.update,
+                             adam(config.g_lr, config.beta1, config.beta2)),
+      d_opt=scheme_optimizer(config.update,
+                             adam(config.d_lr, config.beta1, config.beta2)),
       sample_data=data.sample, batch_size=config.batch_size,
       z_dim=config.z_dim, d_steps=config.d_steps,
-      d_weight_clip=config.d_weight_clip)
+      d_weight_clip=config.d_weight_clip, update=config.update,
+      consensus_weight=config.consensus_weight)
   state = jax.jit(lambda key: init_state(
       game, steps.g_opt, steps.d_opt, key, config.z_dim, data.shape))(
           jax.random.PRNGKey(config.seed))

@@ -1,0 +1,261 @@
+"""Update schemes: on the Dirac-WGAN every scheme is a linear map whose
+iterates are known in closed form; on a toy MLP GAN each scheme is checked
+against an independent composition of the same gradients, and every scheme is
+pure and scan-able (chunking-invariant)."""
+
+import dataclasses
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gan_jax import config as config_lib
+from gan_jax import dynamics
+from gan_jax import loop
+from gan_jax import losses
+from gan_jax import steps as steps_lib
+from gan_jax import train
+from gan_jax.data import toy
+from gan_jax.game import Game
+from gan_jax.models import mlp
+from gan_jax.state import init_state
+
+H = 0.2  # step size
+GAMMA = 1.0  # consensus weight
+A = np.array([[0.0, 1.0], [-1.0, 0.0]])  # Dirac-WGAN field: v(x) = A x
+
+
+def _wgan_reference(update, num_steps, x0=(1.0, 1.0)):
+  """Iterates of each scheme on v(theta, psi) = (psi, -theta), in float64.
+
+  Dirac-WGAN: L_G = -psi theta, L_D = psi theta, so w = (-psi, theta) = -A x
+  and the Jacobian of w is -A; SGD: x <- x - H * (what the player descends).
+  """
+  x = np.array(x0, np.float64)
+  path = [x.copy()]
+  prev_v = A @ x
+  for _ in range(num_steps):
+    if update == 'simultaneous':
+      x = x + H * (A @ x)
+    elif update == 'alternating':
+      psi = x[1] + H * (-x[0])  # D first ...
+      x = np.array([x[0] + H * psi, psi])  # ... then G at the new D
+    elif update == 'extragradient':
+      half = x + H * (A @ x)
+      x = x + H * (A @ half)
+    elif update == 'optimistic':
+      v = A @ x
+      x = x + H * (2 * v - prev_v)
+      prev_v = v
+    elif update == 'consensus':
+      w = -A @ x
+      x = x - H * (w + GAMMA * (-A).T @ w)
+    path.append(x.copy())
+  return np.array(path)
+
+
+class DiracWassersteinTest(parameterized.TestCase):
+
+  @parameterized.parameters(*steps_lib.UPDATES)
+  def test_trajectory_matches_closed_form_iteration(self, update):
+    setup = dynamics.DiracSetup(loss='wasserstein', update=update,
+                                learning_rate=H, consensus_weight=GAMMA,
+                                num_steps=200)
+    path = dynamics.simulate(setup)
+    expected = _wgan_reference(update, 200)
+    # float32 rounding grows with |x|: compare each iterate relative to |x_t|.
+    scale = np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(path / scale, expected / scale, atol=1e-5)
+
+  def test_spectral_radius_decides_convergence(self):
+    # Simultaneous: x <- (I + hA) x, modulus sqrt(1 + h^2) > 1 (spirals out).
+    # Extragradient: (I + hA + h^2 A^2), modulus |1 - h^2 + ih| < 1.
+    # Consensus: (1 - h gamma) I + hA, modulus |1 - h gamma + ih| < 1.
+    # Alternating: determinant 1, eigenvalues on the unit circle (cycles).
+    radius = {'simultaneous': abs(1 + 1j * H),
+              'extragradient': abs(1 - H**2 + 1j * H),
+              'consensus': abs(1 - H * GAMMA + 1j * H)}
+    for update, rho in radius.items():
+      path = dynamics.simulate(dynamics.DiracSetup(
+          loss='wasserstein', update=update, learning_rate=H,
+          consensus_weight=GAMMA, num_steps=100))
+      np.testing.assert_allclose(np.linalg.norm(path[100]),
+                                 np.sqrt(2.0) * rho**100, rtol=1e-3)
+    path = dynamics.simulate(dynamics.DiracSetup(
+        loss='wasserstein', update='alternating', num_steps=500))
+    # The alternating map conserves theta^2 + psi^2 - h theta psi exactly.
+    invariant = path[:, 0]**2 + path[:, 1]**2 - H * path[:, 0] * path[:, 1]
+    np.testing.assert_allclose(invariant, 2.0 - H, rtol=1e-4)
+
+
+def _toy(update='simultaneous', loss='non_saturating', opt=None,
+         consensus_weight=0.5):
+  data = toy.ring8()
+  game = Game(mlp.Generator(hidden=(16,), out_dim=2),
+              mlp.Discriminator(hidden=(16,)), losses.get(loss))
+  opt = opt or optax.sgd(0.05)
+  opt = steps_lib.scheme_optimizer(update, opt)
+  steps = steps_lib.Steps(game=game, g_opt=opt, d_opt=opt,
+                          sample_data=data.sample, batch_size=32, z_dim=4,
+                          update=update, consensus_weight=consensus_weight)
+  state = init_state(game, opt, opt, jax.random.PRNGKey(0), z_dim=4,
+                     data_shape=(2,))
+  batch = data.sample(jax.random.PRNGKey(1), 32)
+  z = steps.sample_z(jax.random.PRNGKey(2))
+  return steps, state, batch, z
+
+
+def _assert_trees_close(test, a, b, rtol=1e-5, atol=1e-6):
+  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+  test.assertEqual(len(la), len(lb))
+  for x, y in zip(la, lb):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol,
+                               atol=atol)
+
+
+class NetworkSchemesTest(parameterized.TestCase):
+
+  def test_simultaneous_is_both_single_steps_from_the_same_state(self):
+    steps, state, batch, z = _toy('simultaneous')
+    new, _ = jax.jit(steps.joint_step)(state, batch, z)
+    d_only, _ = steps.d_step(state, batch, z)
+    g_only, _ = steps.g_step(state, z)
+    _assert_trees_close(self, new.d_params, d_only.d_params)
+    _assert_trees_close(self, new.g_params, g_only.g_params)
+
+  def test_extragradient_steps_from_the_lookahead_gradient(self):
+    steps, state, batch, z = _toy('extragradient')
+    new, _ = jax.jit(steps.joint_step)(state, batch, z)
+    lr = 0.05
+    gd = lambda d, g: jax.grad(lambda d: steps.game.d_objective(
+        d, g, batch, z)[0])(d)
+    gg = lambda g, d: jax.grad(steps.game.g_objective)(g, d, z)
+    sub = lambda p, q: jax.tree.map(lambda a, b: a - lr * b, p, q)
+    g_half = sub(state.g_params, gg(state.g_params, state.d_params))
+    d_half = sub(state.d_params, gd(state.d_params, state.g_params))
+    _assert_trees_close(self, new.g_params,
+                        sub(state.g_params, gg(g_half, d_half)))
+    _assert_trees_close(self, new.d_params,
+                        sub(state.d_params, gd(d_half, g_half)))
+
+  def test_optimistic_sgd_is_optax_optimistic_gradient_descent(self):
+    steps, state, batch, z = _toy('optimistic')
+    step = jax.jit(steps.joint_step)
+    reference = optax.optimistic_gradient_descent(0.05)
+    g, d = state.g_params, state.d_params
+    g_state, d_state = reference.init(g), reference.init(d)
+    for _ in range(3):
+      (wg, wd), _ = steps.joint_grads(g, d, batch, z)
+      ug, g_state = reference.update(wg, g_state, g)
+      ud, d_state = reference.update(wd, d_state, d)
+      g, d = optax.apply_updates(g, ug), optax.apply_updates(d, ud)
+      state, _ = step(state, batch, z)
+    _assert_trees_close(self, state.g_params, g)
+    _assert_trees_close(self, state.d_params, d)
+
+  def test_optimistic_needs_wrapped_optimizers(self):
+    steps, state, batch, z = _toy('simultaneous')
+    plain = dataclasses.replace(steps, update='optimistic')
+    with self.assertRaisesRegex(ValueError, 'steps.optimistic'):
+      plain.joint_step(state, batch, z)
+
+  def test_consensus_adds_the_gradient_of_half_the_squared_field(self):
+    gamma = 0.5
+    steps, state, batch, z = _toy('consensus', consensus_weight=gamma)
+
+    def half_sq_norm(g, d):  # 1/2 ||w||^2, differentiated by jax.grad
+      (wg, wd), _ = steps.joint_grads(g, d, batch, z)
+      return 0.5 * (optax.tree.norm(wg, squared=True)
+                    + optax.tree.norm(wd, squared=True))
+
+    @jax.jit
+    def everything(state):
+      new, metrics = steps.joint_step(state, batch, z)
+      reg = jax.grad(half_sq_norm, argnums=(0, 1))(state.g_params,
+                                                   state.d_params)
+      w, _ = steps.joint_grads(state.g_params, state.d_params, batch, z)
+      return new, metrics, reg, w, half_sq_norm(state.g_params, state.d_params)
+
+    new, metrics, (reg_g, reg_d), (wg, wd), half = everything(state)
+    lr = 0.05
+    step = lambda p, w, r: jax.tree.map(lambda a, b, c: a - lr * (b + gamma * c),
+                                        p, w, r)
+    _assert_trees_close(self, new.g_params, step(state.g_params, wg, reg_g),
+                        rtol=1e-4)
+    _assert_trees_close(self, new.d_params, step(state.d_params, wd, reg_d),
+                        rtol=1e-4)
+    np.testing.assert_allclose(metrics['field_sq_norm'], 2 * half, rtol=1e-5)
+
+  def test_relativistic_loss_uses_the_real_batch_in_every_scheme(self):
+    steps, state, batch, z = _toy('simultaneous', loss='rasgan')
+    (wg, _), metrics = steps.joint_grads(state.g_params, state.d_params,
+                                         batch, z)
+    expected = jax.grad(steps.game.g_objective)(state.g_params, state.d_params,
+                                                z, batch)
+    _assert_trees_close(self, wg, expected)
+    self.assertIn('g_loss', metrics)
+
+  def test_unknown_update_and_d_steps_give_one_line_errors(self):
+    steps, _, _, _ = _toy('simultaneous')
+    with self.assertRaisesRegex(ValueError, 'valid updates: alternating, '
+                                'simultaneous, extragradient, optimistic, '
+                                'consensus'):
+      dataclasses.replace(steps, update='gauss_seidel')
+    with self.assertRaisesRegex(ValueError, 'needs update=alternating'):
+      dataclasses.replace(steps, d_steps=2)
+
+
+TINY = config_lib.Config(
+    workdir='/tmp/unused', dataset='ring8', loss='hinge', model='mlp',
+    batch_size=16, z_dim=2, g_hidden=(8,), d_hidden=(8,), num_steps=6,
+    log_every=6, g_lr=1e-3, d_lr=1e-3, seed=1)
+
+
+class ConfiguredSchemesTest(parameterized.TestCase):
+
+  @parameterized.parameters('simultaneous', 'extragradient', 'optimistic',
+                            'consensus')
+  def test_scanned_steps_move_both_players(self, update):
+    config = TINY.replace(update=update, consensus_weight=0.1)
+    _, steps, state0 = train.build(config)
+    state0 = jax.device_get(state0)  # the runner donates its input buffers
+    a, metrics = loop.ChunkRunner(steps.train_step)(
+        jax.tree.map(jnp.asarray, state0), 3)
+    self.assertEqual(int(a.step), 3)
+    for player in ('g_params', 'd_params'):
+      moved = [np.abs(np.asarray(x) - np.asarray(y)).max() for x, y in zip(
+          jax.tree.leaves(getattr(a, player)),
+          jax.tree.leaves(getattr(state0, player)))]
+      self.assertGreater(max(moved), 1e-4)
+    for key in ('d_loss', 'g_loss', 'value', 'd_grad_norm', 'g_grad_norm'):
+      self.assertTrue(np.all(np.isfinite(metrics[key])), key)
+
+  def test_result_does_not_depend_on_chunking(self):
+    _, steps, state0 = train.build(TINY.replace(update='extragradient'))
+    state0 = jax.device_get(state0)
+    runner = loop.ChunkRunner(steps.train_step)
+    a, _ = runner(jax.tree.map(jnp.asarray, state0), 4)
+    b = jax.tree.map(jnp.asarray, state0)
+    for _ in range(2):
+      b, _ = runner(b, 2)
+    _assert_trees_close(self, a, b, rtol=1e-6, atol=1e-7)
+
+  def test_config_validation_names_valid_updates(self):
+    with self.assertRaisesRegex(
+        config_lib.ConfigError,
+        r"^--update='jacobi' is not a known update; valid: alternating, "
+        'simultaneous, extragradient, optimistic, consensus$'):
+      config_lib.validate(TINY.replace(update='jacobi'))
+    with self.assertRaisesRegex(config_lib.ConfigError,
+                                'needs --update=alternating'):
+      config_lib.validate(TINY.replace(update='consensus', d_steps=2))
+    with self.assertRaisesRegex(config_lib.ConfigError,
+                                'consensus_weight=0.0 must be positive'):
+      config_lib.validate(TINY.replace(consensus_weight=0.0))
+
+
+if __name__ == '__main__':
+  absltest.main()

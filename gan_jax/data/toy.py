@@ -16,7 +16,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -87,4 +86,7 @@ def mix1d() -> GaussianMixture:
 
 def normal1d_density(mean: float, std: float):
   """The density of N(mean, std^2) as a numpy function (for theory tests)."""
+  # Imported here: scipy.stats costs a second at start-up, which every command
+  # (including one that only reports a bad flag) would otherwise pay.
+  from scipy import stats  # pylint: disable=g-import-not-at-top
   return lambda x: stats.norm.pdf(np.asarray(x, np.float64), mean, std)

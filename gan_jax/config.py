@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 from typing import Any
 
 from absl import flags
@@ -49,6 +50,9 @@ class Config:
   seed: int = 0
   log_every: int = 500
   num_eval_samples: int = 2500
+  checkpoint_every: int = 0
+  keep_checkpoints: int = 3
+  multihost: bool = False
 
   def replace(self, **changes: Any) -> 'Config':
     return dataclasses.replace(self, **changes)
@@ -101,11 +105,55 @@ def validate(config: Config) -> Config:
   _check_positive('consensus_weight', config.consensus_weight)
   if config.seed < 0:
     raise ConfigError(f'--seed={config.seed} must be >= 0')
-  if not config.workdir:
-    raise ConfigError('--workdir must name a directory for the run artifacts')
-  if os.path.exists(config.workdir) and not os.path.isdir(config.workdir):
-    raise ConfigError(f'--workdir={config.workdir} is a file, not a directory')
+  _check_checkpointing(config)
+  _check_workdir(config.workdir)
   return config
+
+
+def checkpoint_interval(config: Config) -> int:
+  """Steps between checkpoints: `--checkpoint_every`, or 10 log intervals if 0."""
+  return config.checkpoint_every or 10 * config.log_every
+
+
+def _check_checkpointing(config: Config) -> None:
+  # Checkpoints are written between compiled chunks, so they can only land on
+  # chunk boundaries; chunks end on multiples of --log_every.
+  if config.checkpoint_every < 0:
+    raise ConfigError(f'--checkpoint_every={config.checkpoint_every} must be '
+                      'a positive multiple of --log_every, or 0 for '
+                      '10 x --log_every')
+  if config.checkpoint_every % config.log_every:
+    raise ConfigError(
+        f'--checkpoint_every={config.checkpoint_every} must be a multiple of '
+        f'--log_every={config.log_every} (checkpoints land on chunk '
+        'boundaries), or 0 for 10 x --log_every')
+  if config.keep_checkpoints < 1:
+    raise ConfigError(f'--keep_checkpoints={config.keep_checkpoints} must be '
+                      'at least 1')
+
+
+def _check_workdir(workdir: str) -> None:
+  """The workdir must be creatable and writable, checked without leaving a trace.
+
+  `os.access` alone is not enough (it says yes to root everywhere but on
+  read-only file systems), so the nearest existing ancestor is probed by
+  creating and removing an empty temporary directory in it.
+  """
+  if not workdir:
+    raise ConfigError('--workdir must name a directory for the run artifacts')
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ConfigError(f'--workdir={workdir} is a file, not a directory')
+  ancestor = os.path.abspath(workdir)
+  while not os.path.exists(ancestor):
+    ancestor = os.path.dirname(ancestor)
+  if not os.path.isdir(ancestor):
+    raise ConfigError(f'--workdir={workdir} cannot be created: {ancestor} is a '
+                      'file, not a directory')
+  try:
+    os.rmdir(tempfile.mkdtemp(prefix='.gan_jax_probe_', dir=ancestor))
+  except OSError as e:
+    raise ConfigError(f'--workdir={workdir} is not writable: cannot create '
+                      f'a directory in {ancestor} ({e.strerror or e})') from None
 
 
 # ----------------------------------------------------------------------------
@@ -160,6 +208,15 @@ def define_flags() -> None:
                        'Steps per compiled scan chunk and per log line.')
   flags.DEFINE_integer('num_eval_samples', d.num_eval_samples,
                        'Generator samples for the final evaluation.')
+  flags.DEFINE_integer('checkpoint_every', d.checkpoint_every,
+                       'Steps between checkpoints, a multiple of --log_every; '
+                       '0 = 10 x --log_every. A checkpoint is also written at '
+                       'the end and on SIGTERM/Ctrl-C.')
+  flags.DEFINE_integer('keep_checkpoints', d.keep_checkpoints,
+                       'How many of the latest checkpoints to keep.')
+  flags.DEFINE_bool('multihost', d.multihost,
+                    'Call jax.distributed.initialize() first (one process per '
+                    'host; only process 0 writes files).')
 
 
 def from_flags(flag_values=None) -> Config:
@@ -173,5 +230,7 @@ def from_flags(flag_values=None) -> Config:
       d_steps=f.d_steps, g_lr=f.g_lr, d_lr=f.d_lr, beta1=f.beta1,
       beta2=f.beta2, d_weight_clip=f.d_weight_clip, update=f.update,
       consensus_weight=f.consensus_weight, seed=f.seed,
-      log_every=f.log_every, num_eval_samples=f.num_eval_samples)
+      log_every=f.log_every, num_eval_samples=f.num_eval_samples,
+      checkpoint_every=f.checkpoint_every,
+      keep_checkpoints=f.keep_checkpoints, multihost=f.multihost)
   return validate(config)

@@ -3,10 +3,21 @@
 Flags later on the command line override the flagfile. A bad flag, value or
 flagfile prints one line naming the problem (and the valid choices) and exits
 with status 2 before anything is written.
+
+Exit status: 0 done, or stopped by SIGTERM/Ctrl-C after writing a checkpoint
+(the last line says how to resume); 1 a loss or parameter became NaN/Inf (the
+last good checkpoint is kept); 2 bad input, including a workdir whose
+checkpoint belongs to a different configuration.
+
+Multi-host: `--multihost` runs `jax.distributed.initialize()` before anything
+else; the coordinator is found from the cluster environment (SLURM, Open MPI,
+Kubernetes, Cloud TPU) or given by `--coordinator_address`,
+`--num_processes` and `--process_id`.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from absl import app
@@ -16,6 +27,12 @@ from absl import logging
 from gan_jax import config as config_lib
 
 config_lib.define_flags()
+flags.DEFINE_string('coordinator_address', None, 'With --multihost: '
+                    'host:port of process 0 (default: from the cluster).')
+flags.DEFINE_integer('num_processes', None, 'With --multihost: number of '
+                     'processes (default: from the cluster).')
+flags.DEFINE_integer('process_id', None, 'With --multihost: this process\'s '
+                     'index (default: from the cluster).')
 
 
 def _usage_error(message: str) -> None:
@@ -32,7 +49,9 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-  logging.set_verbosity(logging.WARNING)
+  # Library warnings (orbax's notes on its options) are not for the user;
+  # problems this program finds are printed as one line of its own.
+  logging.set_verbosity(logging.ERROR)
   if len(argv) > 1:
     _usage_error(f'unexpected arguments {" ".join(argv[1:])}; pass settings as '
                  '--flag=value (see --helpfull)')
@@ -40,13 +59,26 @@ def main(argv: list[str]) -> None:
     config = config_lib.from_flags()
   except config_lib.ConfigError as e:
     _usage_error(str(e))
+  # JAX is imported only now: bad flags fail fast, before backends start.
+  from gan_jax import parallel  # pylint: disable=g-import-not-at-top
   from gan_jax import train  # pylint: disable=g-import-not-at-top
+  if config.multihost:
+    parallel.initialize(flags.FLAGS.coordinator_address,
+                        flags.FLAGS.num_processes, flags.FLAGS.process_id)
   try:
     final = train.run(config)
+  except config_lib.ConfigError as e:
+    _usage_error(str(e))
   except train.TrainingDiverged as e:
-    print(f'error: {e}', file=sys.stderr)
+    print(f'error: {e}', file=sys.stderr, flush=True)
     sys.exit(1)
-  print(train.summary(config, final), flush=True)
+  except train.Preempted as e:
+    if parallel.is_primary():
+      command = shlex.join([sys.executable, '-m', 'gan_jax.main', *sys.argv[1:]])
+      print(f'{e}; resume with the same command: {command}', flush=True)
+    sys.exit(0)
+  if parallel.is_primary():
+    print(train.summary(config, final), flush=True)
 
 
 if __name__ == '__main__':

@@ -9,27 +9,36 @@ Artifacts in `config.workdir`:
                  gradient norms, steps_per_sec); the last line is the final
                  evaluation (`"final": true`);
   samples.npy    `num_eval_samples` generator samples, shape (N, dims);
-  samples.png    the samples drawn over the data's modes.
+  samples.png    the samples drawn over the data's modes;
+  events.out.tfevents.*  TensorBoard: the metrics as scalars, the samples
+                 as an image;
+  checkpoints/   the newest `--keep_checkpoints` orbax checkpoints, which a
+                 run started again on the same workdir resumes from.
+
+Every file is replaced atomically (written aside, then renamed) or appended
+to, so a run killed at any moment leaves each artifact either complete or
+absent, and a restart with the same command finishes with the same bits.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import io
 import os
 import sys
 import time
-from typing import Optional
-
 import jax
 import numpy as np
 
+from gan_jax import checkpoint
+from gan_jax import config as config_lib
 from gan_jax import data as data_lib
+from gan_jax import logging_utils
 from gan_jax import losses as losses_lib
 from gan_jax import loop
 from gan_jax import models as models_lib
+from gan_jax import parallel
 from gan_jax import plots
-from gan_jax.config import Config
+from gan_jax.config import Config, ConfigError
 from gan_jax.data.toy import GaussianMixture
 from gan_jax.game import Game
 from gan_jax.metrics import divergences
@@ -38,8 +47,7 @@ from gan_jax.state import GANState, init_state
 from gan_jax.steps import Steps, adam, scheme_optimizer
 
 
-class TrainingDiverged(RuntimeError):
-  """A loss or gradient became NaN or infinite."""
+TrainingDiverged = loop.TrainingDiverged
 
 
 def build(config: Config):
@@ -85,46 +93,151 @@ def evaluate(data, samples: np.ndarray) -> dict:
   return result
 
 
-def _check_finite(record: dict) -> None:
-  for name, value in record.items():
-    if isinstance(value, float) and not math.isfinite(value):
-      player = 'G' if name.startswith('g_') else 'D'
-      raise TrainingDiverged(
-          f'{name} is {value} at step {record["step"]} ({player}); training '
-          'stopped')
+class Preempted(RuntimeError):
+  """Training stopped on SIGTERM/SIGINT after writing a checkpoint."""
+
+  def __init__(self, step: int, signal_name: str, directory: str):
+    super().__init__(f'{signal_name}: stopped at step {step} with a '
+                     f'checkpoint in {directory}')
+    self.step = step
+    self.signal_name = signal_name
+    self.directory = directory
 
 
-def run(config: Config, out=sys.stdout) -> dict:
+def _any_process(flag: bool) -> bool:
+  """`flag` or-ed over all processes (every process must stop together)."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+
+
+def run(config: Config, out=sys.stdout, err=sys.stderr) -> dict:
   """Trains `config` (already validated), writes its artifacts, returns the
-  final evaluation record."""
+  final evaluation record.
+
+  If `config.workdir` holds a checkpoint, training resumes from the newest
+  good one (see `gan_jax.checkpoint`); a checkpoint of a different config is
+  refused with ConfigError before anything is written. Checkpoints are written
+  every `checkpoint_interval(config)` steps, at the end, and when SIGTERM or
+  SIGINT arrives (then `Preempted` is raised). On NaN/Inf, `TrainingDiverged`
+  is raised and the newest checkpoint is the last good state.
+
+  The batch is split over every device (`gan_jax.parallel`); in a multi-process
+  run only process 0 prints and writes files.
+  """
+  mesh = parallel.make_mesh()
+  parallel.check_batch(config.batch_size, mesh.size)
+  primary = parallel.is_primary()
+  if not primary:
+    out = err = None
+  with jax.set_mesh(mesh):
+    return _run(config, mesh, primary, out, err)
+
+
+def _print(stream, text: str) -> None:
+  if stream is not None:
+    print(text, file=stream, flush=True)
+
+
+def _run(config: Config, mesh, primary: bool, out, err) -> dict:
   data, steps, state = build(config)
-  os.makedirs(config.workdir, exist_ok=True)
-  with open(os.path.join(config.workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json() + '\n')
-  metrics_path = os.path.join(config.workdir, 'metrics.jsonl')
+  steps = parallel.shard_batches(steps, mesh)
+  # Everything up to here only reads: bad input leaves the workdir untouched.
+  restored = checkpoint.restore_or_none(config, state,
+                                        warn=lambda m: _print(err, m))
+  start_step = 0
+  if restored is not None and restored.state is not None:
+    if restored.step > config.num_steps:
+      raise ConfigError(
+          f'--num_steps={config.num_steps} is less than step {restored.step} '
+          f'of the checkpoint in --workdir={config.workdir}; pass '
+          f'--num_steps>={restored.step} or use a new --workdir')
+    state, start_step = restored.state, restored.step
+  state = parallel.replicate(state, mesh)
+
+  metrics = tensorboard = None
+  if primary:
+    os.makedirs(config.workdir, exist_ok=True)
+    for name in os.listdir(config.workdir):  # left by a kill mid-replace
+      if '.tmp-' in name and os.path.isfile(os.path.join(config.workdir, name)):
+        os.remove(os.path.join(config.workdir, name))
+    logging_utils.atomic_write(os.path.join(config.workdir, 'config.json'),
+                               (config.to_json() + '\n').encode())
+    metrics = logging_utils.MetricsLog(
+        os.path.join(config.workdir, 'metrics.jsonl'), resume_step=start_step)
+    tensorboard = logging_utils.TensorBoard(config.workdir,
+                                            purge_step=start_step + 1)
+  ckpt = checkpoint.Checkpointer(
+      config.workdir, config.keep_checkpoints, primary,
+      corrupt_steps=tuple(s for s, _ in (restored.skipped if restored else ())))
+  every = config_lib.checkpoint_interval(config)
+
+  def on_log(record: dict) -> None:
+    if primary:
+      metrics.write(record)
+      tensorboard.scalars(record['step'], record)
+
   start = time.perf_counter()
-  with open(metrics_path, 'w') as log:
+  try:
+    with loop.StopRequest() as stop:
 
-    def on_log(record: dict) -> None:
-      log.write(json.dumps(record) + '\n')
-      log.flush()
-      _check_finite(record)
+      def on_chunk(state: GANState) -> bool:
+        step = int(state.step)
+        stopping = _any_process(bool(stop)) and step < config.num_steps
+        if step % every == 0 or step == config.num_steps or stopping:
+          ckpt.save(state, config)
+        if stopping:
+          ckpt.wait()
+          raise Preempted(step, stop.signal_name or 'signal',
+                          checkpoint.directory(config.workdir))
+        return False
 
-    print(f'training {config.loss} on {config.dataset} for {config.num_steps} '
-          f'steps (compiling chunks of {config.log_every})', file=out,
-          flush=True)
-    state = loop.train(state, steps.train_step, config.num_steps,
-                       config.log_every, on_log=on_log, out=out)
+      if start_step:
+        _print(out, f'resuming from the checkpoint at step {start_step} in '
+               f'{checkpoint.directory(config.workdir)}')
+      _print(out, f'training {config.loss} on {config.dataset} for '
+             f'{config.num_steps} steps on {mesh.size} device(s) (compiling '
+             f'chunks of {config.log_every}; checkpoints every {every})')
+      try:
+        state = loop.train(state, steps.train_step, config.num_steps,
+                           config.log_every, on_log=on_log, out=out,
+                           on_chunk=on_chunk,
+                           state_sharding=parallel.replicated(mesh))
+      except loop.TrainingDiverged as e:
+        ckpt.wait()
+        good = ckpt.latest_step()
+        kept = (f'the last good checkpoint (step {good}) is kept in '
+                f'{checkpoint.directory(config.workdir)}' if good is not None
+                else 'no checkpoint had been written')
+        raise TrainingDiverged(f'{e}; {kept}') from None
+    ckpt.save(state, config)  # a no-op unless training had nothing to do
+    ckpt.wait()
     train_seconds = time.perf_counter() - start
     samples = generate(steps, state, eval_latents(config))
     final = {'step': int(state.step), 'final': True,
              'train_seconds': train_seconds, **evaluate(data, samples)}
-    log.write(json.dumps(final) + '\n')
-  np.save(os.path.join(config.workdir, 'samples.npy'), samples)
-  real = np.asarray(data.sample(jax.random.PRNGKey(config.seed), len(samples)))
-  plots.toy_samples(os.path.join(config.workdir, 'samples.png'), samples, data,
-                    title=_title(config, final), real=real)
-  return final
+    if primary:
+      metrics.write(final)
+      buffer = io.BytesIO()
+      np.save(buffer, samples)
+      logging_utils.atomic_write(
+          os.path.join(config.workdir, 'samples.npy'), buffer.getvalue())
+      png = os.path.join(config.workdir, 'samples.png')
+      tmp_png = f'{png[:-4]}.tmp-{os.getpid()}.png'
+      real = np.asarray(data.sample(jax.random.PRNGKey(config.seed),
+                                    len(samples)))
+      plots.toy_samples(tmp_png, samples, data, title=_title(config, final),
+                        real=real)
+      os.replace(tmp_png, png)
+      tensorboard.scalars(final['step'], final, prefix='eval/')
+      tensorboard.image_png('samples', final['step'], png)
+    return final
+  finally:
+    ckpt.close()
+    if primary:
+      metrics.close()
+      tensorboard.close()
 
 
 def _title(config: Config, final: dict) -> str:
@@ -144,6 +257,8 @@ def summary(config: Config, final: dict) -> str:
   if final.get('reverse_kl') is not None:
     lines[0] += f', reverse KL {final["reverse_kl"]:.3f}'
   lines.append(f'artifacts in {os.path.abspath(config.workdir)}:')
-  for name in ('config.json', 'metrics.jsonl', 'samples.npy', 'samples.png'):
+  for name in ('config.json', 'metrics.jsonl', 'samples.npy', 'samples.png',
+               'events.out.tfevents.* (tensorboard --logdir '
+               f'{config.workdir})', 'checkpoints/'):
     lines.append(f'  {os.path.join(config.workdir, name)}')
   return '\n'.join(lines)

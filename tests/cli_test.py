@@ -1,5 +1,7 @@
-"""The command line end to end, in real subprocesses: artifacts, flagfiles and
-one-line errors with exit status 2 for bad input."""
+"""The command line end to end, in real subprocesses: artifacts and flagfiles.
+
+Bad input (one-line errors, exit status 2, nothing written) is in
+tests/bad_input_test.py."""
 
 import glob
 import json
@@ -68,49 +70,6 @@ class EndToEndTest(absltest.TestCase):
     self.assertBetween(final['jsd'], 0.0, np.log(2.0))
     self.assertEqual(np.load(os.path.join(workdir, 'samples.npy')).shape,
                      (200, 1))
-
-
-BAD = [
-    ('unknown_loss', ['--loss=vanilla'], 'valid: hinge, least_squares'),
-    ('unknown_dataset', ['--dataset=moons'], 'valid: grid25, mix1d, ring8'),
-    ('unknown_model', ['--model=resnet'], 'valid: mlp'),
-    ('zero_batch', ['--batch_size=0'], '--batch_size=0 must be positive'),
-    ('negative_steps', ['--num_steps=-5'], '--num_steps=-5 must be positive'),
-    ('zero_lr', ['--d_lr=0'], '--d_lr=0.0 must be positive'),
-    ('negative_g_lr', ['--g_lr=-1e-3'], '--g_lr=-0.001 must be positive'),
-    ('beta_one', ['--beta1=1.0'], 'must lie in [0, 1)'),
-    ('bad_widths', ['--g_hidden=64,x'], 'comma-separated'),
-    ('zero_width', ['--d_hidden=64,0'], 'positive layer widths'),
-    ('zero_z', ['--z_dim=0'], '--z_dim=0 must be positive'),
-    ('missing_flagfile', ['--flagfile=experiments/nope.cfg'], 'nope.cfg'),
-    ('unknown_flag', ['--lossy=hinge'], 'lossy'),
-    ('not_an_int', ['--num_steps=ten'], 'num_steps'),
-    ('stray_argument', ['hinge'], 'unexpected arguments'),
-]
-
-
-class BadInputTest(parameterized.TestCase):
-
-  @parameterized.named_parameters(*BAD)
-  def test_one_line_exit_2_nothing_written(self, args, expected):
-    tmp = self.create_tempdir().full_path
-    workdir = os.path.join(tmp, 'run')
-    proc = _main(f'--workdir={workdir}', *args)
-    self.assertEqual(proc.returncode, 2, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    self.assertLen(lines, 1, proc.stderr)
-    self.assertIn(expected, lines[0])
-    self.assertNotIn('Traceback', proc.stderr)
-    self.assertFalse(os.path.exists(workdir))
-    self.assertEqual(os.listdir(tmp), [])
-
-  def test_workdir_that_is_a_file(self):
-    path = os.path.join(self.create_tempdir().full_path, 'afile')
-    open(path, 'w').close()
-    proc = _main(f'--workdir={path}')
-    self.assertEqual(proc.returncode, 2)
-    self.assertEqual(proc.stderr.strip(),
-                     f'error: --workdir={path} is a file, not a directory')
 
 
 class ExperimentsTest(parameterized.TestCase):

@@ -1,0 +1,164 @@
+"""Bad invocations of the command line, in real subprocesses: each prints one
+line naming the problem (and the valid choices), exits with status 2, shows
+no traceback, and writes nothing: no workdir is created, and a workdir that
+already holds a run is left byte for byte as it was."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ['--num_steps=20', '--log_every=10', '--batch_size=32', '--z_dim=2',
+        '--g_hidden=16', '--d_hidden=16', '--num_eval_samples=100']
+EIGHT = {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}
+
+
+def _main(*args, env=None):
+  env = dict(os.environ, **(env or {}))
+  return subprocess.run([sys.executable, '-m', 'gan_jax.main', *args],
+                        capture_output=True, text=True, cwd=ROOT, env=env,
+                        timeout=300)
+
+
+def _tree(path):
+  """{relative path: sha256} of every file under `path`."""
+  out = {}
+  for root, _, files in os.walk(path):
+    for name in files:
+      full = os.path.join(root, name)
+      with open(full, 'rb') as f:
+        out[os.path.relpath(full, path)] = hashlib.sha256(f.read()).hexdigest()
+  return out
+
+
+def _flagfile(text):
+  with tempfile.NamedTemporaryFile('w', suffix='.cfg', delete=False) as f:
+    f.write(text)
+  return f.name
+
+
+# (name, args, the one line's expected text). {tmp} is a fresh empty directory.
+BAD = [
+    ('unknown_loss', ['--loss=vanilla'], "--loss='vanilla' is not a known loss; valid: "),
+    ('unknown_dataset', ['--dataset=moons'], 'valid: grid25, mix1d, ring8'),
+    ('unknown_model', ['--model=resnet'], 'valid: mlp'),
+    ('zero_batch', ['--batch_size=0'], '--batch_size=0 must be positive'),
+    ('negative_steps', ['--num_steps=-5'], '--num_steps=-5 must be positive'),
+    ('zero_steps', ['--num_steps=0'], '--num_steps=0 must be positive'),
+    ('zero_lr', ['--d_lr=0'], '--d_lr=0.0 must be positive'),
+    ('negative_g_lr', ['--g_lr=-1e-3'], '--g_lr=-0.001 must be positive'),
+    ('beta_one', ['--beta1=1.0'], 'must lie in [0, 1)'),
+    ('negative_beta2', ['--beta2=-0.1'], '--beta2=-0.1 must lie in [0, 1)'),
+    ('bad_widths', ['--g_hidden=64,x'], 'comma-separated'),
+    ('zero_width', ['--d_hidden=64,0'], 'positive layer widths'),
+    ('zero_z', ['--z_dim=0'], '--z_dim=0 must be positive'),
+    ('zero_d_steps', ['--d_steps=0'], '--d_steps=0 must be positive'),
+    ('zero_log_every', ['--log_every=0'], '--log_every=0 must be positive'),
+    ('zero_eval_samples', ['--num_eval_samples=0'],
+     '--num_eval_samples=0 must be positive'),
+    ('negative_clip', ['--d_weight_clip=-0.01'], 'must be >= 0'),
+    ('negative_seed', ['--seed=-1'], '--seed=-1 must be >= 0'),
+    ('negative_checkpoint_every', ['--checkpoint_every=-100'],
+     '--checkpoint_every=-100 must be a positive multiple of --log_every'),
+    ('checkpoint_off_chunk_boundary',
+     ['--log_every=20', '--checkpoint_every=50'],
+     '--checkpoint_every=50 must be a multiple of --log_every=20'),
+    ('zero_keep_checkpoints', ['--keep_checkpoints=0'],
+     '--keep_checkpoints=0 must be at least 1'),
+    ('missing_flagfile', ['--flagfile=experiments/nope.cfg'], 'nope.cfg'),
+    ('unknown_flag', ['--lossy=hinge'], 'lossy'),
+    ('not_an_int', ['--num_steps=ten'], 'num_steps'),
+    ('not_a_bool', ['--multihost=perhaps'], 'multihost'),
+    ('stray_argument', ['hinge'], 'unexpected arguments'),
+    ('unwritable_workdir', ['--workdir=/proc/gan_jax_run'],
+     '--workdir=/proc/gan_jax_run is not writable'),
+    ('workdir_under_a_file', ['--workdir={tmp}/afile/run'],
+     'afile is a file, not a directory'),
+    ('bad_value_in_flagfile', ['--flagfile={tmp}/bad.cfg'],
+     "--loss='vanilla' is not a known loss"),
+]
+
+
+class BadInputTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(*BAD)
+  def test_one_line_exit_2_nothing_written(self, args, expected):
+    tmp = self.create_tempdir().full_path
+    setup = {}
+    if any('afile' in a for a in args):
+      setup['afile'] = ''
+    if any('bad.cfg' in a for a in args):
+      setup['bad.cfg'] = '--dataset=grid25\n--loss=vanilla\n'
+    for name, text in setup.items():
+      with open(os.path.join(tmp, name), 'w') as f:
+        f.write(text)
+    args = [a.format(tmp=tmp) for a in args]
+    workdir = os.path.join(tmp, 'run')
+    if not any(a.startswith('--workdir') for a in args):
+      args = [f'--workdir={workdir}', *args]
+    proc = _main(*args)
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    self.assertLen(lines, 1, proc.stderr)
+    self.assertTrue(lines[0].startswith('error: '), lines[0])
+    self.assertIn(expected, lines[0])
+    self.assertNotIn('Traceback', proc.stderr)
+    self.assertEqual(proc.stdout, '')
+    self.assertEqual(sorted(os.listdir(tmp)), sorted(setup))
+    self.assertFalse(os.path.exists('/proc/gan_jax_run'))
+
+  def test_workdir_that_is_a_file(self):
+    path = os.path.join(self.create_tempdir().full_path, 'afile')
+    open(path, 'w').close()
+    proc = _main(f'--workdir={path}')
+    self.assertEqual(proc.returncode, 2)
+    self.assertEqual(proc.stderr,
+                     f'error: --workdir={path} is a file, not a directory\n')
+
+  def test_batch_not_divisible_by_eight_devices(self):
+    tmp = self.create_tempdir().full_path
+    proc = _main(f'--workdir={tmp}/run', *TINY, '--batch_size=20', env=EIGHT)
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    self.assertEqual(proc.stderr, 'error: --batch_size=20 is not divisible by '
+                     'the 8 devices it is split over; valid nearby: 16, 24\n')
+    self.assertEqual(os.listdir(tmp), [])
+
+
+class ExistingCheckpointTest(parameterized.TestCase):
+  """A workdir holding a finished run's checkpoints, offered other flags."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.workdir = os.path.join(tempfile.mkdtemp(), 'run')
+    proc = _main(f'--workdir={cls.workdir}', *TINY, '--seed=4')
+    assert proc.returncode == 0, proc.stderr
+    cls.files = _tree(cls.workdir)
+
+  @parameterized.named_parameters(
+      ('other_loss', ['--seed=4', '--loss=hinge'],
+       'holds a checkpoint (step 20) of a different run: --loss='
+       '"non_saturating" there vs "hinge" here; only --num_steps may change '
+       'on resume'),
+      ('other_seed_and_width', ['--seed=5', '--d_hidden=32'],
+       '--d_hidden=[16] there vs [32] here; --seed=4 there vs 5 here;'),
+      ('fewer_steps', ['--seed=4', '--num_steps=10'],
+       '--num_steps=10 is less than step 20 of the checkpoint'),
+  )
+  def test_refused_and_left_untouched(self, extra, expected):
+    proc = _main(f'--workdir={self.workdir}', *TINY, *extra)
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    self.assertLen(lines, 1, proc.stderr)
+    self.assertIn(expected, lines[0])
+    self.assertNotIn('Traceback', proc.stderr)
+    self.assertEqual(_tree(self.workdir), self.files)
+
+
+if __name__ == '__main__':
+  absltest.main()

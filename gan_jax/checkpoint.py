@@ -31,11 +31,13 @@ also what the fingerprint is computed from.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -133,6 +135,33 @@ def _one_line(error: BaseException) -> str:
   return f'{type(error).__name__}: {text[0] if text else ""}'[:300]
 
 
+@contextlib.contextmanager
+def _quiet_aborted_reads():
+  """Drops the 'Event loop is closed' reports of reads orphaned by a failed
+  restore.
+
+  When one array of a damaged checkpoint fails to read, orbax raises at once
+  and closes its event loop while tensorstore's other reads are still in
+  flight; each of their completions then reports an unraisable
+  `RuntimeError('Event loop is closed')` with a traceback on stderr. The
+  failure itself is handled (the checkpoint is skipped with a one-line
+  warning), so those reports are noise; any other unraisable goes to the
+  previous hook.
+  """
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    if not (isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == 'Event loop is closed'):
+      previous(unraisable)
+
+  sys.unraisablehook = hook
+  try:
+    yield
+  finally:
+    sys.unraisablehook = previous
+
+
 def latest(config: Config, target) -> Optional[Restored]:
   """Reads the newest usable checkpoint of `config.workdir`; writes nothing.
 
@@ -147,6 +176,11 @@ def latest(config: Config, target) -> Optional[Restored]:
   """
   if not os.path.isdir(directory(config.workdir)):
     return None
+  with _quiet_aborted_reads():
+    return _latest(config, target)
+
+
+def _latest(config: Config, target) -> Optional[Restored]:
   manager = _manager(config.workdir, read_only=True)
   skipped = []
   try:

@@ -166,8 +166,8 @@ def _run(config: Config, mesh, primary: bool, out, err) -> dict:
                                (config.to_json() + '\n').encode())
     metrics = logging_utils.MetricsLog(
         os.path.join(config.workdir, 'metrics.jsonl'), resume_step=start_step)
-    tensorboard = logging_utils.TensorBoard(config.workdir,
-                                            purge_step=start_step + 1)
+    tensorboard = logging_utils.TensorBoard(
+        config.workdir, purge_step=start_step + 1 if start_step else None)
   ckpt = checkpoint.Checkpointer(
       config.workdir, config.keep_checkpoints, primary,
       corrupt_steps=tuple(s for s, _ in (restored.skipped if restored else ())))

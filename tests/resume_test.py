@@ -1,11 +1,12 @@
-"""Exact resume: a run killed with SIGKILL at several moments and started again
-with the same command ends bit-identical to an uninterrupted run.
+"""Exact resume: a run killed with SIGKILL at several moments, or stopped by
+SIGTERM or Ctrl-C (SIGINT), and started again with the same command ends
+bit-identical to an uninterrupted run.
 
 Real processes, real files: the reference run and the interrupted one are
 `python -m gan_jax.main` subprocesses; the interrupted one is killed (SIGKILL,
-no chance to clean up) while compiling, between checkpoints, and while
-checkpoints are being written, then restarted each time with the same
-command. Compared bit for bit: samples.npy, every leaf of the final
+no chance to clean up) while starting up and between or during checkpoint
+writes, and preempted with SIGTERM and SIGINT, each time restarted with the
+same command. Compared bit for bit: samples.npy, every leaf of the final
 checkpoint's state (parameters, optimizer states, step, key), and every
 deterministic field of metrics.jsonl (each step exactly once).
 """
@@ -24,7 +25,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NUM_STEPS = 1200
+NUM_STEPS = 600
 # Chunks of 10 steps and a checkpoint every 30 make the run long enough
 # (hundreds of chunks and checkpoint writes) to be killed in the middle.
 TINY = [f'--num_steps={NUM_STEPS}', '--log_every=10', '--checkpoint_every=30',
@@ -45,25 +46,22 @@ def _run_to_end(workdir):
   return proc
 
 
-def _run_and_kill(workdir, after_line=None, after_seconds=None):
-  """Starts the run; SIGKILLs it once `after_line` is printed (or after
-  `after_seconds`). Returns the lines it printed."""
+def _interrupt(workdir, sig, after_line=None, after_seconds=None):
+  """Starts the run and sends `sig` once `after_line` is printed (or after
+  `after_seconds`). Returns (returncode, stdout, stderr)."""
   proc = subprocess.Popen(_command(workdir), stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+                          stderr=subprocess.PIPE, text=True, cwd=ROOT)
   lines = []
-  try:
-    if after_seconds is not None:
-      time.sleep(after_seconds)
-    else:
-      for line in proc.stdout:
-        lines.append(line)
-        if line.startswith(after_line):
-          break
-    proc.send_signal(signal.SIGKILL)
-  finally:
-    proc.wait(timeout=60)
-    proc.stdout.close()
-  return lines
+  if after_seconds is not None:
+    time.sleep(after_seconds)
+  else:
+    for line in proc.stdout:
+      lines.append(line)
+      if line.startswith(after_line):
+        break
+  proc.send_signal(sig)
+  out, err = proc.communicate(timeout=120)
+  return proc.returncode, ''.join(lines) + out, err
 
 
 def _final_state(workdir):
@@ -85,23 +83,42 @@ class ResumeTest(absltest.TestCase):
     cls.reference = os.path.join(tempfile.mkdtemp(), 'uninterrupted')
     _run_to_end(cls.reference)
 
-  def test_killed_four_times_then_resumed_is_bit_identical(self):
+  def test_interrupted_five_times_then_resumed_is_bit_identical(self):
     workdir = os.path.join(self.create_tempdir().full_path, 'run')
-    moments = [
-        dict(after_seconds=1.5),             # importing JAX / compiling
-        dict(after_line='step      60/'),    # just after a checkpoint
-        dict(after_line='step     490/'),    # between checkpoints
-        dict(after_line='step     910/'),    # ditto, later
+    checkpoints = os.path.join(workdir, 'checkpoints')
+    interruptions = [
+        (signal.SIGKILL, dict(after_seconds=1.5)),  # starting up / compiling
+        (signal.SIGTERM, dict(after_line='step     100/')),
+        (signal.SIGKILL, dict(after_line='step     250/')),  # between checkpoints
+        (signal.SIGINT, dict(after_line='step     350/')),   # Ctrl-C
+        (signal.SIGKILL, dict(after_line='step     460/')),
     ]
-    for moment in moments:
-      _run_and_kill(workdir, **moment)
-    killed_at = sorted((d for d in os.listdir(os.path.join(workdir,
-                                                           'checkpoints'))
-                        if d.isdigit()), key=int)
-    # The run was stopped before its end: its newest checkpoint is short of it.
-    self.assertLess(int(killed_at[-1]), NUM_STEPS)
+    stops = []
+    for sig, moment in interruptions:
+      returncode, out, err = _interrupt(workdir, sig, **moment)
+      if sig == signal.SIGKILL:
+        self.assertEqual(returncode, -signal.SIGKILL)
+        continue
+      # Preemption: a checkpoint at the first chunk end after the signal,
+      # exit status 0, and a last line saying how to resume.
+      self.assertEqual((returncode, err), (0, ''))
+      printed = [int(l.split()[1].split('/')[0]) for l in out.splitlines()
+                 if l.startswith('step ')]
+      stopped = printed[-1]
+      self.assertEqual(
+          out.strip().splitlines()[-1],
+          f'{sig.name}: stopped at step {stopped} with a checkpoint in '
+          f'{checkpoints}; resume with the same command: '
+          f'{" ".join(_command(workdir))}')
+      self.assertLess(stopped, NUM_STEPS)
+      saved = sorted(int(d) for d in os.listdir(checkpoints) if d.isdigit())
+      self.assertEqual(saved[-1], stopped)
+      stops.append(stopped)
+    self.assertLen(stops, 2)
+    newest = max(int(d) for d in os.listdir(checkpoints) if d.isdigit())
+    self.assertBetween(newest, stops[1], NUM_STEPS - 1)
     proc = _run_to_end(workdir)
-    self.assertIn(f'resuming from the checkpoint at step {killed_at[-1]}',
+    self.assertIn(f'resuming from the checkpoint at step {newest}',
                   proc.stdout)
 
     a = np.load(os.path.join(self.reference, 'samples.npy'))
@@ -123,16 +140,14 @@ class ResumeTest(absltest.TestCase):
     self.assertEqual(steps, list(range(10, NUM_STEPS + 1, 10)))
     self.assertEqual(ref_metrics, metrics)
 
-  def test_finished_run_started_again_changes_nothing(self):
-    before = np.load(os.path.join(self.reference, 'samples.npy'))
-    lines = len(_metrics(self.reference))
-    proc = _run_to_end(self.reference)
+    # A finished run started again has nothing to train and changes nothing.
+    proc = _run_to_end(workdir)
     self.assertIn(f'resuming from the checkpoint at step {NUM_STEPS}',
                   proc.stdout)
-    self.assertNotIn('steps/s', proc.stdout)  # nothing left to train
+    self.assertNotIn('steps/s', proc.stdout)
     self.assertTrue(np.array_equal(
-        before, np.load(os.path.join(self.reference, 'samples.npy'))))
-    self.assertLen(_metrics(self.reference), lines)
+        b, np.load(os.path.join(workdir, 'samples.npy'))))
+    self.assertEqual(_metrics(workdir), metrics)
 
 
 if __name__ == '__main__':

@@ -4,6 +4,9 @@ Flags later on the command line override the flagfile. A bad flag, value or
 flagfile prints one line naming the problem (and the valid choices) and exits
 with status 2 before anything is written.
 
+`--num_seeds=S` trains seeds --seed .. --seed+S-1 as one vmapped program
+(`gan_jax.seeds`); its artifacts have a leading seed axis.
+
 Exit status: 0 done, or stopped by SIGTERM/Ctrl-C after writing a checkpoint
 (the last line says how to resume); 1 a loss or parameter became NaN/Inf (the
 last good checkpoint is kept); 2 bad input, including a workdir whose
@@ -25,8 +28,10 @@ from absl import flags
 from absl import logging
 
 from gan_jax import config as config_lib
+from gan_jax import seeds as seeds_lib
 
 config_lib.define_flags()
+seeds_lib.define_flags()
 flags.DEFINE_string('coordinator_address', None, 'With --multihost: '
                     'host:port of process 0 (default: from the cluster).')
 flags.DEFINE_integer('num_processes', None, 'With --multihost: number of '
@@ -57,6 +62,7 @@ def main(argv: list[str]) -> None:
                  '--flag=value (see --helpfull)')
   try:
     config = config_lib.from_flags()
+    seeds_lib.check(config, flags.FLAGS.num_seeds)
   except config_lib.ConfigError as e:
     _usage_error(str(e))
   # JAX is imported only now: bad flags fail fast, before backends start.
@@ -65,6 +71,10 @@ def main(argv: list[str]) -> None:
   if config.multihost:
     parallel.initialize(flags.FLAGS.coordinator_address,
                         flags.FLAGS.num_processes, flags.FLAGS.process_id)
+  if flags.FLAGS.num_seeds > 1:
+    finals = seeds_lib.run(config, flags.FLAGS.num_seeds)
+    print(seeds_lib.summary(config, finals), flush=True)
+    return
   try:
     final = train.run(config)
   except config_lib.ConfigError as e:

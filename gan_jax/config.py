@@ -53,6 +53,8 @@ class Config:
   checkpoint_every: int = 0
   keep_checkpoints: int = 3
   multihost: bool = False
+  eval_every: int = 0
+  eval_metrics: tuple[str, ...] = ('fid', 'kid', 'pr')
 
   def replace(self, **changes: Any) -> 'Config':
     return dataclasses.replace(self, **changes)
@@ -106,8 +108,30 @@ def validate(config: Config) -> Config:
   if config.seed < 0:
     raise ConfigError(f'--seed={config.seed} must be >= 0')
   _check_checkpointing(config)
+  _check_evaluation(config)
   _check_workdir(config.workdir)
   return config
+
+
+def _check_evaluation(config: Config) -> None:
+  # Imported here: both modules are light, but config stays importable alone.
+  from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
+  from gan_jax import features  # pylint: disable=g-import-not-at-top
+  if config.eval_every < 0 or config.eval_every % config.log_every:
+    raise ConfigError(
+        f'--eval_every={config.eval_every} must be a multiple of '
+        f'--log_every={config.log_every} (evaluations land on chunk '
+        'boundaries), or 0 for no evaluation during training')
+  for name in config.eval_metrics:
+    if name not in evaluation.METRICS:
+      raise ConfigError(f'--eval_metrics: {name!r} is not a known metric; '
+                        f'valid: {", ".join(evaluation.METRICS)}')
+  if ('is' in config.eval_metrics
+      and features.default_for(config.dataset) == 'identity'):
+    raise ConfigError(f'--eval_metrics=is needs class logits, which '
+                      f'{config.dataset} samples (compared as they are) do '
+                      f'not have; valid for it: '
+                      f'{", ".join(m for m in evaluation.METRICS if m != "is")}')
 
 
 def checkpoint_interval(config: Config) -> int:
@@ -217,6 +241,12 @@ def define_flags() -> None:
   flags.DEFINE_bool('multihost', d.multihost,
                     'Call jax.distributed.initialize() first (one process per '
                     'host; only process 0 writes files).')
+  flags.DEFINE_integer('eval_every', d.eval_every,
+                       'Steps between sample-quality evaluations during '
+                       'training, a multiple of --log_every; 0 = none.')
+  flags.DEFINE_string('eval_metrics', ','.join(d.eval_metrics),
+                      'Comma-separated metrics for --eval_every and '
+                      'gan_jax.evaluate: fid, kid, is, pr, dc.')
 
 
 def from_flags(flag_values=None) -> Config:
@@ -232,5 +262,8 @@ def from_flags(flag_values=None) -> Config:
       consensus_weight=f.consensus_weight, seed=f.seed,
       log_every=f.log_every, num_eval_samples=f.num_eval_samples,
       checkpoint_every=f.checkpoint_every,
-      keep_checkpoints=f.keep_checkpoints, multihost=f.multihost)
+      keep_checkpoints=f.keep_checkpoints, multihost=f.multihost,
+      eval_every=f.eval_every,
+      eval_metrics=tuple(m.strip() for m in f.eval_metrics.split(',')
+                         if m.strip()))
   return validate(config)

@@ -300,6 +300,15 @@ class PRDCTest(parameterized.TestCase):
     np.testing.assert_allclose(out['density'],
                                np.sum(dist < r_real[:, None]) / (2 * 1030))
 
+  def test_precomputed_real_radii(self):
+    rng = np.random.default_rng(9)
+    real, fake = rng.normal(size=(80, 5)), rng.normal(size=(60, 5)) + 0.3
+    r2 = prdc_lib.real_sq_radii(real, 4)
+    d2 = ((real[:, None] - real[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(r2, np.sort(d2, axis=1)[:, 4], rtol=1e-5)
+    self.assertEqual(prdc_lib.prdc(real, fake, 4, real_r2=r2),
+                     prdc_lib.prdc(real, fake, 4))
+
   def test_identical_sets(self):
     x = np.random.default_rng(8).normal(size=(60, 4))
     out = prdc_lib.prdc(x, x, k=3)

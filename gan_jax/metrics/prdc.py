@@ -25,8 +25,9 @@ others lie in [0, 1].
 Computation: features are centred on the real mean in float64 and cast to
 float32; squared distances ||a||^2 + ||b||^2 - 2 a.b are jitted float32
 matrix products over blocks of rows, so N = M = 10,000 at 2,048 dimensions
-never holds more than one block x N distances. Radii come from
-`lax.top_k`; all comparisons are between squared distances.
+never holds more than one block x N distances. The k-th neighbour distance
+is the row minimum after removing the arg-min k times; all comparisons are
+between squared distances.
 """
 
 from __future__ import annotations
@@ -60,8 +61,15 @@ def knn_sq_radii(x, k: int, block: int = _BLOCK):
 
   def one(xb):
     d2 = _sq_dists(xb, x, norms)
-    # The k+1 smallest include the row itself (distance 0).
-    return -jax.lax.top_k(-d2, k + 1)[0][:, k]
+    cols = jnp.arange(d2.shape[1])[None, :]
+
+    # The k+1 smallest include the row itself (distance 0). Removing the
+    # arg-min k times and taking the minimum is exact with ties, and on CPU
+    # much faster than lax.top_k over long rows.
+    def drop_min(_, d):
+      return jnp.where(cols == jnp.argmin(d, axis=1)[:, None], jnp.inf, d)
+
+    return jnp.min(jax.lax.fori_loop(0, k, drop_min, d2), axis=1)
 
   return jax.lax.map(one, _blocks(x, block)).reshape(-1)[:x.shape[0]]
 
@@ -108,13 +116,23 @@ def _check(real, fake, k):
           jnp.asarray(fake - centre, jnp.float32))
 
 
-def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict:
+def real_sq_radii(real: np.ndarray, k: int) -> np.ndarray:
+  """Squared NND_k of each real sample, computed as `prdc` does (to reuse)."""
+  real = np.asarray(real, np.float64)
+  return np.asarray(knn_sq_radii(
+      jnp.asarray(real - real.mean(axis=0), jnp.float32), k))
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5,
+         real_r2: np.ndarray | None = None) -> dict:
   """Precision, recall, density and coverage of fake (M, d) against real (N, d).
 
-  Returns {'precision', 'recall', 'density', 'coverage', 'prdc_k'}.
+  `real_r2`, if given, must be `real_sq_radii(real, k)` (a fixed reference
+  set's radii, computed once). Returns {'precision', 'recall', 'density',
+  'coverage', 'prdc_k'}.
   """
   real, fake = _check(real, fake, k)
-  real_r2 = knn_sq_radii(real, k)
+  real_r2 = knn_sq_radii(real, k) if real_r2 is None else jnp.asarray(real_r2)
   fake_r2 = knn_sq_radii(fake, k)
   precise, density, recalled, covered = _prdc_counts(real, fake, real_r2,
                                                      fake_r2)
@@ -126,7 +144,8 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict:
           'prdc_k': int(k)}
 
 
-def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict:
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3,
+                     real_r2: np.ndarray | None = None) -> dict:
   """Kynkäänniemi et al.'s precision and recall (k = 3 in their paper).
 
   Example:
@@ -135,13 +154,14 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict:
     >>> precision_recall(real, fake, k=1)['precision']   # 0.5 is in a ball
     0.5
   """
-  out = prdc(real, fake, k)
+  out = prdc(real, fake, k, real_r2)
   return {'precision': out['precision'], 'recall': out['recall'],
           'pr_k': int(k)}
 
 
-def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict:
+def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5,
+                     real_r2: np.ndarray | None = None) -> dict:
   """Naeem et al.'s density and coverage (k = 5 in their paper)."""
-  out = prdc(real, fake, k)
+  out = prdc(real, fake, k, real_r2)
   return {'density': out['density'], 'coverage': out['coverage'],
           'dc_k': int(k)}

@@ -1,0 +1,113 @@
+"""Evaluates a finished run: `python -m gan_jax.evaluate --workdir=DIR`.
+
+Reads DIR/config.json (for the data set and `eval_metrics`) and
+DIR/samples.npy, computes the metrics against the reference split in the
+feature space of the data set's extractor (`gan_jax.evaluation`), writes
+DIR/eval.json and prints a table. Reference statistics are cached per
+(data set, split, extractor, weights hash) in --cache_dir.
+
+    python -m gan_jax.evaluate --workdir=runs/digits_hinge
+    python -m gan_jax.evaluate --workdir=runs/digits_hinge --metrics=fid,kid,pr,dc --split=test
+
+Bad input (a missing workdir or file, an unknown metric, extractor or split,
+samples of the wrong shape) prints one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+
+flags.DEFINE_string('workdir', None, 'A finished run\'s directory (holding '
+                    'config.json and samples.npy).')
+flags.DEFINE_string('metrics', None, 'Comma-separated metrics: fid, kid, is, '
+                    'pr, dc (default: the run\'s eval_metrics, else fid,kid,pr).')
+flags.DEFINE_string('extractor', None, 'Feature extractor (default: the data '
+                    'set\'s: digits_classifier, mnist_classifier, identity for '
+                    'toy data, else inception_v3).')
+flags.DEFINE_string('weights', None, 'Weights file for the extractor '
+                    '(default: its standard location).')
+flags.DEFINE_string('split', 'train', 'Reference split.')
+flags.DEFINE_integer('num_samples', 0, 'Use the first N samples (0: all).')
+flags.DEFINE_string('cache_dir', None, 'Reference statistics cache (default '
+                    '$GAN_JAX_CACHE/reference or ~/.cache/gan_jax/reference).')
+flags.DEFINE_integer('kid_subsets', 100, 'KID subsets.')
+flags.DEFINE_integer('kid_subset_size', 1000, 'KID subset size.')
+
+FLAGS = flags.FLAGS
+
+
+def _usage_error(message: str) -> None:
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def _table(result: dict) -> str:
+  rows = []
+  for key in ('fid', 'kid_mean', 'kid_std', 'is_mean', 'is_std', 'precision',
+              'recall', 'density', 'coverage'):
+    if key in result:
+      rows.append(f'  {key:<10} {result[key]:.6g}')
+  head = (f'{result["num_generated"]} generated vs {result["num_reference"]} '
+          f'{result["dataset"]}/{result["reference_split"]} images, extractor '
+          f'{result["extractor"]} (sha256 {result["extractor_sha256"][:12]})')
+  secs = ', '.join(f'{k} {v:.2f} s' for k, v in result['seconds'].items())
+  return '\n'.join([head, *rows, f'  time: {secs}'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    _usage_error(f'unexpected arguments {" ".join(argv[1:])}; pass settings as '
+                 '--flag=value')
+  workdir = FLAGS.workdir
+  if not workdir:
+    _usage_error('--workdir must name a finished run\'s directory')
+  if not os.path.isdir(workdir):
+    _usage_error(f'--workdir={workdir} is not a directory')
+  for name in ('config.json', 'samples.npy'):
+    if not os.path.isfile(os.path.join(workdir, name)):
+      _usage_error(f'--workdir={workdir} has no {name}; is it a finished run?')
+  if FLAGS.num_samples < 0:
+    _usage_error(f'--num_samples={FLAGS.num_samples} must be >= 0 (0: all)')
+  for name in ('kid_subsets', 'kid_subset_size'):
+    if getattr(FLAGS, name) < 1 + (name == 'kid_subset_size'):
+      _usage_error(f'--{name}={getattr(FLAGS, name)} is too small')
+  try:
+    with open(os.path.join(workdir, 'config.json')) as f:
+      config = json.load(f)
+  except (OSError, ValueError) as e:
+    _usage_error(f'{workdir}/config.json cannot be read as JSON: {e}')
+  if not isinstance(config, dict) or 'dataset' not in config:
+    _usage_error(f'{workdir}/config.json names no dataset')
+  try:
+    samples = np.load(os.path.join(workdir, 'samples.npy'))
+  except (OSError, ValueError) as e:
+    _usage_error(f'{workdir}/samples.npy cannot be read: {e}')
+  if FLAGS.num_samples:
+    samples = samples[:FLAGS.num_samples]
+  from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
+  metrics = FLAGS.metrics or config.get('eval_metrics') or \
+      evaluation.DEFAULT_METRICS
+  try:
+    result = evaluation.evaluate_samples(
+        config, samples, metrics=metrics, extractor=FLAGS.extractor,
+        split=FLAGS.split, weights_path=FLAGS.weights,
+        cache_dir=FLAGS.cache_dir, kid_subsets=FLAGS.kid_subsets,
+        kid_subset_size=FLAGS.kid_subset_size)
+  except evaluation.EvaluationError as e:
+    _usage_error(str(e))
+  from gan_jax import logging_utils  # pylint: disable=g-import-not-at-top
+  logging_utils.atomic_write(os.path.join(workdir, 'eval.json'),
+                             (json.dumps(result, indent=2, sort_keys=True) +
+                              '\n').encode())
+  print(_table(result))
+  print(f'wrote {os.path.join(workdir, "eval.json")}')
+
+
+if __name__ == '__main__':
+  app.run(main)

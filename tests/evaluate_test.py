@@ -1,0 +1,182 @@
+"""Evaluation of samples: provenance, reference cache, in-training evaluator,
+the `gan_jax.evaluate` command line and its bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl.testing import absltest
+import jax
+import numpy as np
+
+from gan_jax import config as config_lib
+from gan_jax import evaluation
+from gan_jax import features
+from gan_jax import metrics
+from gan_jax.data import toy
+from gan_jax.metrics import reference
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cli(*args, cache):
+  env = dict(os.environ, GAN_JAX_CACHE=cache, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, '-m', 'gan_jax.evaluate', *args],
+                        capture_output=True, text=True, cwd=_ROOT, env=env,
+                        check=False)
+
+
+class EvaluateSamplesTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.cache = self.create_tempdir().full_path
+
+  def test_digits_metrics_and_provenance(self):
+    test_x, _ = reference.digits('test')
+    out = evaluation.evaluate_samples(
+        {'dataset': 'digits'}, test_x, metrics='fid,kid,is,pr,dc',
+        cache_dir=self.cache, kid_subsets=10)
+    ext = features.get('digits_classifier')
+    real, _ = ext.extract(reference.digits('train')[0])
+    fake, logits = ext.extract(test_x)
+    np.testing.assert_allclose(out['fid'], metrics.frechet_distance(real, fake),
+                               rtol=1e-6)
+    kid = metrics.kernel_inception_distance(real, fake, num_subsets=10)
+    np.testing.assert_allclose(out['kid_mean'], kid['kid_mean'], rtol=1e-6)
+    np.testing.assert_allclose(out['is_mean'],
+                               metrics.inception_score(logits)['is_mean'],
+                               rtol=1e-6)
+    pr = metrics.precision_recall(real, fake, k=3)
+    dc = metrics.density_coverage(real, fake, k=5)
+    self.assertEqual((out['precision'], out['recall'], out['density'],
+                      out['coverage']),
+                     (pr['precision'], pr['recall'], dc['density'],
+                      dc['coverage']))
+    self.assertEqual(
+        {k: out[k] for k in ('num_generated', 'num_reference', 'dataset',
+                             'reference_split', 'extractor',
+                             'extractor_sha256')},
+        {'num_generated': 360, 'num_reference': 1437, 'dataset': 'digits',
+         'reference_split': 'train', 'extractor': 'digits_classifier',
+         'extractor_sha256': ext.weights_sha256})
+    self.assertEqual(sorted(out['seconds']),
+                     ['dc', 'features', 'fid', 'is', 'kid', 'pr'])
+
+  def test_reference_cache_is_keyed_and_reused(self):
+    ext = features.get('digits_classifier')
+    first = reference.statistics('digits', 'test', ext, self.cache)
+    second = reference.statistics('digits', 'test', ext, self.cache)
+    self.assertEqual((first['cached'], second['cached']), (False, True))
+    np.testing.assert_array_equal(first['sigma'], second['sigma'])
+    self.assertEqual(first['sigma'].dtype, np.float64)
+    name, = os.listdir(self.cache)
+    self.assertTrue(name.startswith(
+        f'digits-test-digits_classifier-{ext.weights_sha256[:16]}-'), name)
+    # Another extractor (or other weights) gets its own entry.
+    reference.statistics('digits', 'test', features.get('identity'),
+                         self.cache)
+    self.assertLen(os.listdir(self.cache), 2)
+
+  def test_toy_data_in_training_evaluator(self):
+    config = config_lib.Config(workdir=self.create_tempdir().full_path,
+                               dataset='ring8', eval_every=500,
+                               eval_metrics=('fid',))
+    evaluate = evaluation.make_in_training_evaluator(config,
+                                                     cache_dir=self.cache)
+    data = toy.ring8()
+    samples = np.asarray(data.sample(jax.random.PRNGKey(1), 2000))
+    record = evaluate(1500, samples)
+    ref = reference.load('ring8', 'train')
+    np.testing.assert_allclose(record['fid'],
+                               metrics.frechet_distance(ref, samples),
+                               rtol=1e-6)
+    self.assertLess(record['fid'], 0.01)
+    self.assertEqual((record['step'], record['eval'], record['extractor'],
+                      record['num_reference'], record['num_generated']),
+                     (1500, True, 'identity', 10_000, 2000))
+    self.assertNotIn('precision', record)
+    self.assertIsNone(evaluation.make_in_training_evaluator(
+        config.replace(eval_every=0)))
+
+  def test_bad_requests(self):
+    with self.assertRaisesRegex(evaluation.EvaluationError,
+                                "unknown metric 'fidd'; valid: fid, kid, is, "
+                                'pr, dc'):
+      evaluation.check_metrics('fid,fidd')
+    with self.assertRaisesRegex(evaluation.EvaluationError,
+                                'needs images'):
+      evaluation.evaluate_samples({'dataset': 'digits'}, np.zeros((10, 2)),
+                                  cache_dir=self.cache)
+    with self.assertRaisesRegex(evaluation.EvaluationError,
+                                'identity does not have'):
+      evaluation.Evaluator('ring8', metrics=('is',), cache_dir=self.cache)
+    with self.assertRaisesRegex(evaluation.EvaluationError,
+                                "unknown digits split 'val'; valid: train, "
+                                'test, all'):
+      evaluation.Evaluator('digits', split='val', cache_dir=self.cache)
+
+
+class ConfigTest(absltest.TestCase):
+
+  def test_eval_flags_validate(self):
+    base = config_lib.Config(workdir=self.create_tempdir().full_path)
+    config_lib.validate(base.replace(eval_every=1000, log_every=500))
+    for changes, message in [
+        ({'eval_metrics': ('fid', 'fd')},
+         "--eval_metrics: 'fd' is not a known metric; valid: fid, kid, is, pr, "
+         'dc'),
+        ({'eval_every': 750, 'log_every': 500},
+         '--eval_every=750 must be a multiple of --log_every=500'),
+        ({'eval_metrics': ('is',)}, '--eval_metrics=is needs class logits')]:
+      with self.assertRaises(config_lib.ConfigError) as cm:
+        config_lib.validate(base.replace(**changes))
+      self.assertStartsWith(str(cm.exception), message)
+      self.assertNotIn('\n', str(cm.exception))
+
+
+class EvaluateCliTest(absltest.TestCase):
+
+  def test_run_directory(self):
+    cache = self.create_tempdir().full_path
+    workdir = self.create_tempdir().full_path
+    x, _ = reference.digits('test')
+    np.save(os.path.join(workdir, 'samples.npy'), x[:200])
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      json.dump({'dataset': 'digits', 'eval_metrics': ['fid', 'pr']}, f)
+    proc = _cli(f'--workdir={workdir}', cache=cache)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertIn('200 generated vs 1437 digits/train images, extractor '
+                  'digits_classifier', proc.stdout)
+    with open(os.path.join(workdir, 'eval.json')) as f:
+      result = json.load(f)
+    self.assertEqual(sorted(k for k in result if k in (
+        'fid', 'kid_mean', 'precision', 'recall', 'density')),
+                     ['fid', 'precision', 'recall'])
+    ext = features.get('digits_classifier')
+    real, _ = ext.extract(reference.digits('train')[0])
+    fake, _ = ext.extract(x[:200])
+    np.testing.assert_allclose(result['fid'],
+                               metrics.frechet_distance(real, fake), rtol=1e-6)
+    self.assertIn(f'{result["fid"]:.6g}', proc.stdout)
+
+    # Bad input: one line on stderr, exit status 2, eval.json unchanged.
+    os.remove(os.path.join(workdir, 'eval.json'))
+    for args, message in [
+        ((f'--workdir={workdir}/missing',), 'is not a directory'),
+        ((f'--workdir={workdir}', '--metrics=fid,bogus'),
+         "unknown metric 'bogus'; valid: fid, kid, is, pr, dc"),
+        ((f'--workdir={workdir}', '--extractor=vgg'),
+         "unknown feature extractor 'vgg'; valid: digits_classifier, "
+         'identity, inception_v3, mnist_classifier'),
+        ((f'--workdir={cache}',), 'has no config.json')]:
+      proc = _cli(*args, cache=cache)
+      self.assertEqual(proc.returncode, 2, proc.stderr)
+      self.assertEqual(proc.stderr.strip().count('\n'), 0, proc.stderr)
+      self.assertIn(message, proc.stderr)
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'eval.json')))
+
+
+if __name__ == '__main__':
+  absltest.main()

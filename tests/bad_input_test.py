@@ -12,6 +12,8 @@ import tempfile
 from absl.testing import absltest
 from absl.testing import parameterized
 
+import subprocess_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--num_steps=20', '--log_every=10', '--batch_size=32', '--z_dim=2',
         '--g_hidden=16', '--d_hidden=16', '--num_eval_samples=100']
@@ -19,7 +21,7 @@ EIGHT = {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}
 
 
 def _main(*args, env=None):
-  env = dict(os.environ, **(env or {}))
+  env = subprocess_env.env(**(env or {}))
   return subprocess.run([sys.executable, '-m', 'gan_jax.main', *args],
                         capture_output=True, text=True, cwd=ROOT, env=env,
                         timeout=300)

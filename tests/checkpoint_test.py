@@ -23,6 +23,8 @@ from gan_jax import checkpoint
 from gan_jax import train
 from gan_jax.config import Config
 
+import subprocess_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--num_steps=80', '--log_every=10', '--checkpoint_every=20',
         '--keep_checkpoints=4', '--batch_size=32', '--z_dim=2',
@@ -32,7 +34,8 @@ TINY = ['--num_steps=80', '--log_every=10', '--checkpoint_every=20',
 def _main(workdir):
   return subprocess.run(
       [sys.executable, '-m', 'gan_jax.main', f'--workdir={workdir}', *TINY],
-      capture_output=True, text=True, cwd=ROOT, timeout=300)
+      capture_output=True, text=True, cwd=ROOT, timeout=300,
+      env=subprocess_env.env())
 
 
 def _files(path):

@@ -15,6 +15,8 @@ import numpy as np
 
 from gan_jax import logging_utils
 
+import subprocess_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--log_every=10', '--batch_size=32', '--z_dim=2', '--g_hidden=16',
         '--d_hidden=16', '--num_eval_samples=100']
@@ -43,7 +45,8 @@ class TensorBoardTest(absltest.TestCase):
   def test_events_match_metrics_and_resume_purges(self):
     workdir = os.path.join(self.create_tempdir().full_path, 'run')
     proc = subprocess.run(_command(workdir, 30), capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)
+                          text=True, cwd=ROOT, timeout=300,
+                          env=subprocess_env.env())
     self.assertEqual(proc.returncode, 0, proc.stderr)
     # Not a terminal (a pipe): one plain line per chunk, no redrawing.
     self.assertNotIn('\r', proc.stdout)
@@ -78,7 +81,8 @@ class TensorBoardTest(absltest.TestCase):
     # Resuming to 50 steps starts a second file that tells TensorBoard to
     # drop the older events from step 31 on, then logs steps 40 and 50.
     proc = subprocess.run(_command(workdir, 50), capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)
+                          text=True, cwd=ROOT, timeout=300,
+                          env=subprocess_env.env())
     self.assertEqual(proc.returncode, 0, proc.stderr)
     files = sorted(glob.glob(os.path.join(workdir, 'events.out.tfevents.*')),
                    key=os.path.getmtime)
@@ -96,7 +100,8 @@ class ProgressTest(absltest.TestCase):
     workdir = os.path.join(self.create_tempdir().full_path, 'run')
     leader, follower = pty.openpty()
     proc = subprocess.Popen(_command(workdir, 30), stdout=follower,
-                            stderr=subprocess.PIPE, cwd=ROOT)
+                            stderr=subprocess.PIPE, cwd=ROOT,
+                            env=subprocess_env.env())
     os.close(follower)
     chunks = []
     while True:

@@ -23,6 +23,8 @@ from gan_jax import loop
 from gan_jax import train
 from gan_jax.config import Config
 
+import subprocess_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIVERGING = ['--loss=wasserstein', '--d_lr=3e3', '--num_steps=300',
              '--log_every=10', '--checkpoint_every=20', '--keep_checkpoints=3',
@@ -46,7 +48,7 @@ class DivergingRunTest(absltest.TestCase):
     command = [sys.executable, '-m', 'gan_jax.main', f'--workdir={workdir}',
                *DIVERGING]
     proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+                          env=subprocess_env.env(), timeout=300)
     self.assertEqual(proc.returncode, 1, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     self.assertLen(lines, 1, proc.stderr)
@@ -78,7 +80,7 @@ class DivergingRunTest(absltest.TestCase):
     # non-finite value at the same step, and again leaves the checkpoints be.
     before = _fingerprints(workdir)
     again = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
-                           timeout=300)
+                           env=subprocess_env.env(), timeout=300)
     self.assertEqual(again.returncode, 1, again.stderr)
     self.assertEqual(again.stderr, proc.stderr)
     self.assertIn(f'resuming from the checkpoint at step {good}', again.stdout)

@@ -16,6 +16,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+import subprocess_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--num_steps=40', '--log_every=20', '--batch_size=32', '--z_dim=2',
         '--g_hidden=16,16', '--d_hidden=16,16', '--num_eval_samples=200',
@@ -24,9 +26,7 @@ EIGHT = {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}
 
 
 def _python(args, devices_env=None):
-  env = dict(os.environ, **(devices_env or {}))
-  if devices_env is None:
-    env.pop('XLA_FLAGS', None)
+  env = subprocess_env.env(**(devices_env or {}))
   return subprocess.run([sys.executable, *args], capture_output=True,
                         text=True, cwd=ROOT, env=env, timeout=300)
 
@@ -137,8 +137,7 @@ class MultiProcessTest(absltest.TestCase):
     one = _one_device_run()
     two = os.path.join(self.create_tempdir().full_path, 'two')
     port = _free_port()
-    env = dict(os.environ)
-    env.pop('XLA_FLAGS', None)
+    env = subprocess_env.env()
     procs = [subprocess.Popen(
         [sys.executable, '-m', 'gan_jax.main', f'--workdir={two}', *TINY,
          '--multihost', f'--coordinator_address=localhost:{port}',

@@ -24,11 +24,13 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+import subprocess_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 600
-# Chunks of 10 steps and a checkpoint every 30 make the run long enough
-# (hundreds of chunks and checkpoint writes) to be killed in the middle.
-TINY = [f'--num_steps={NUM_STEPS}', '--log_every=10', '--checkpoint_every=30',
+# Chunks of 10 steps and a checkpoint every 60 make the run long enough
+# (60 chunks, 10 checkpoint writes) to be killed in the middle of.
+TINY = [f'--num_steps={NUM_STEPS}', '--log_every=10', '--checkpoint_every=60',
         '--keep_checkpoints=2', '--batch_size=32', '--z_dim=2',
         '--g_hidden=16,16', '--d_hidden=16,16', '--num_eval_samples=300',
         '--g_lr=1e-3', '--d_lr=1e-3', '--seed=5']
@@ -41,6 +43,7 @@ def _command(workdir):
 
 def _run_to_end(workdir):
   proc = subprocess.run(_command(workdir), capture_output=True, text=True,
+                        env=subprocess_env.env(),
                         cwd=ROOT, timeout=300)
   assert proc.returncode == 0, proc.stderr
   return proc
@@ -50,6 +53,7 @@ def _interrupt(workdir, sig, after_line=None, after_seconds=None):
   """Starts the run and sends `sig` once `after_line` is printed (or after
   `after_seconds`). Returns (returncode, stdout, stderr)."""
   proc = subprocess.Popen(_command(workdir), stdout=subprocess.PIPE,
+                          env=subprocess_env.env(),
                           stderr=subprocess.PIPE, text=True, cwd=ROOT)
   lines = []
   if after_seconds is not None:

@@ -175,6 +175,7 @@ class Result:
       finite) when that happened.
     train_seconds: wall time of the compiled chunks, without compilation.
     compile_seconds: time spent compiling.
+    compilations: programs compiled (one per distinct chunk length).
   """
 
   state: GANState
@@ -183,6 +184,7 @@ class Result:
   finals: list[dict]
   train_seconds: float
   compile_seconds: float
+  compilations: int
 
 
 def train_members(configs: Sequence[Config], out=None,
@@ -232,7 +234,8 @@ def train_members(configs: Sequence[Config], out=None,
     if diverged[m] is not None:
       final['diverged_at'] = diverged[m]
     finals.append(final)
-  return Result(state, samples, logs, finals, seconds, runner.compile_seconds)
+  return Result(state, samples, logs, finals, seconds, runner.compile_seconds,
+                runner.compilations)
 
 
 def member_configs(config: Config, num_seeds: int) -> list[Config]:

@@ -1,0 +1,212 @@
+"""Results tables of a sweep: `results.csv` (one row per configuration x seed)
+and `results.md` (mean ± std per configuration, best first).
+
+A sweep directory holds one subdirectory per configuration; a finished one
+has `results.json` (its grid point and one final record per seed) and the
+`DONE` marker. Only finished configurations are read, so tables can be drawn
+from a sweep that is still running or was interrupted.
+
+Statistics: the mean and the sample standard deviation (ddof = 1, the
+spread one would expect between seeds) over the seeds whose value exists;
+`reverse_kl` is undefined for a run without one high-quality sample and is
+then left out of its mean (the table's `n` column says how many counted).
+
+Ranking ("best first"): by the first of these that the rows carry: lower
+`fid`; more `modes`, ties broken by lower `reverse_kl`, then higher
+`hq_fraction`; lower `jsd`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+DONE = 'DONE'
+RESULTS = 'results.json'
+
+# (metric, +1 if larger is better, -1 if smaller is better), in ranking order.
+RANKINGS = (
+    (('fid', -1),),
+    (('modes', +1), ('reverse_kl', -1), ('hq_fraction', +1)),
+    (('jsd', -1),),
+)
+# Metrics shown in results.md when present, in this order.
+TABLE_METRICS = ('modes', 'hq_fraction', 'reverse_kl', 'jsd', 'fid', 'kid',
+                 'precision', 'recall')
+LABELS = {'modes': 'modes', 'hq_fraction': '% HQ', 'reverse_kl': 'reverse KL',
+          'jsd': 'JSD', 'fid': 'FID', 'kid': 'KID', 'precision': 'precision',
+          'recall': 'recall'}
+
+
+def is_done(directory: str) -> bool:
+  return os.path.isfile(os.path.join(directory, DONE))
+
+
+def finished(sweep_dir: str) -> list[str]:
+  """Names of the finished configurations of `sweep_dir`, in sweep order
+  (`sweep.json`'s list when present, else sorted)."""
+  if not os.path.isdir(sweep_dir):
+    return []
+  order = sorted(n for n in os.listdir(sweep_dir)
+                 if os.path.isdir(os.path.join(sweep_dir, n)))
+  manifest = os.path.join(sweep_dir, 'sweep.json')
+  if os.path.isfile(manifest):
+    with open(manifest) as f:
+      order = json.load(f)['configurations']
+  return [n for n in order if is_done(os.path.join(sweep_dir, n))]
+
+
+def _scalar(value) -> bool:
+  return value is None or isinstance(value, (int, float, str, bool))
+
+
+def load_rows(sweep_dir: str) -> list[dict]:
+  """One row per finished configuration x seed: `config` (its name), the grid
+  point's values, `seed`, every scalar final metric, `diverged_at` and the
+  timings."""
+  rows = []
+  for name in finished(sweep_dir):
+    with open(os.path.join(sweep_dir, name, RESULTS)) as f:
+      result = json.load(f)
+    for final in result['finals']:
+      row = {'config': name, **result['point']}
+      row.update({k: v for k, v in final.items()
+                  if _scalar(v) and k not in ('final',)})
+      row.update({k: result[k] for k in ('wall_seconds', 'program_runs')})
+      rows.append(row)
+  return rows
+
+
+def load_logs(sweep_dir: str, name: str) -> list[list[dict]]:
+  """Per-seed training logs of configuration `name` (from its metrics.jsonl)."""
+  by_seed: dict[int, list[dict]] = {}
+  with open(os.path.join(sweep_dir, name, 'metrics.jsonl')) as f:
+    for line in f:
+      record = json.loads(line)
+      if not record.get('final'):
+        by_seed.setdefault(record['seed'], []).append(record)
+  return [by_seed[s] for s in sorted(by_seed)]
+
+
+def write_csv(path: str, rows: Sequence[dict]) -> None:
+  """`rows` as CSV; columns are the union of the rows' keys in first-seen
+  order; a missing or None value is an empty cell."""
+  columns: list[str] = []
+  for row in rows:
+    columns.extend(k for k in row if k not in columns)
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, columns, lineterminator='\n')
+  writer.writeheader()
+  for row in rows:
+    writer.writerow({k: '' if row.get(k) is None else row[k] for k in columns})
+  _write_text(path, buffer.getvalue())
+
+
+def _write_text(path: str, text: str) -> None:
+  tmp = f'{path}.tmp-{os.getpid()}'
+  with open(tmp, 'w') as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def mean_std(values: Sequence[Optional[float]]) -> tuple[float, float, int]:
+  """(mean, sample std with ddof=1 (0 for one value), n) over the finite
+  values; (nan, nan, 0) if there are none."""
+  x = np.asarray([v for v in values
+                  if v is not None and math.isfinite(float(v))], np.float64)
+  if len(x) == 0:
+    return math.nan, math.nan, 0
+  return float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else 0.0, len(x)
+
+
+def summarize(rows: Sequence[dict], metrics: Optional[Sequence[str]] = None
+              ) -> list[dict]:
+  """Per configuration: `config`, `seeds`, `diverged` (how many seeds) and
+  `metrics[m] = (mean, std, n)`; sorted best first (see the module docstring).
+  """
+  if metrics is None:
+    metrics = [m for m in TABLE_METRICS if any(m in r for r in rows)]
+  groups: dict[str, list[dict]] = {}
+  for row in rows:
+    groups.setdefault(row['config'], []).append(row)
+  summary = []
+  for name, members in groups.items():
+    summary.append({
+        'config': name, 'seeds': len(members),
+        'diverged': sum(r.get('diverged_at') not in (None, '')
+                        for r in members),
+        'metrics': {m: mean_std([r.get(m) for r in members]) for m in metrics},
+    })
+  for ranking in RANKINGS:
+    if all(m in metrics for m, _ in ranking[:1]):
+      def key(entry, ranking=ranking):
+        out = []
+        for m, sign in ranking:
+          mean = entry['metrics'].get(m, (math.nan,))[0]
+          out.append(math.inf if math.isnan(mean) else -sign * mean)
+        return tuple(out)
+      summary.sort(key=key)
+      break
+  return summary
+
+
+def _format(metric: str, stats: tuple[float, float, int]) -> str:
+  mean, std, n = stats
+  if n == 0:
+    return 'n/a'
+  scale, digits = (100.0, 1) if metric == 'hq_fraction' else (1.0, 2)
+  if metric in ('reverse_kl', 'jsd', 'kid'):
+    digits = 3
+  text = f'{scale * mean:.{digits}f} ± {scale * std:.{digits}f}'
+  return text
+
+
+def markdown_table(summary: Sequence[dict], metrics: Optional[Sequence[str]]
+                   = None, extra: Optional[dict[str, dict[str, str]]] = None
+                   ) -> str:
+  """A markdown table of `summarize`'s output: one row per configuration,
+  mean ± std per metric, then the seed count; `extra[config]` adds columns."""
+  if not summary:
+    return '(no finished configurations)\n'
+  if metrics is None:
+    metrics = list(summary[0]['metrics'])
+  extra_columns = list(next(iter(extra.values()))) if extra else []
+  header = (['configuration'] + [LABELS.get(m, m) for m in metrics]
+            + ['seeds (n)'] + extra_columns)
+  lines = ['| ' + ' | '.join(header) + ' |',
+           '|' + '---|' * len(header)]
+  for entry in summary:
+    counts = {entry['metrics'][m][2] for m in metrics}
+    n = str(entry['seeds'])
+    if counts != {entry['seeds']}:
+      n += ' (' + ', '.join(f'{LABELS.get(m, m)}: {entry["metrics"][m][2]}'
+                            for m in metrics
+                            if entry['metrics'][m][2] != entry['seeds']) + ')'
+    if entry['diverged']:
+      n += f', {entry["diverged"]} diverged'
+    cells = ([entry['config']] + [_format(m, entry['metrics'][m])
+                                  for m in metrics] + [n]
+             + [(extra or {}).get(entry['config'], {}).get(c, '')
+                for c in extra_columns])
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def write_tables(sweep_dir: str, description: str = '') -> list[dict]:
+  """Writes `results.csv` and `results.md` of `sweep_dir`; returns the rows."""
+  rows = load_rows(sweep_dir)
+  write_csv(os.path.join(sweep_dir, 'results.csv'), rows)
+  text = '# Sweep results\n\n'
+  if description:
+    text += description.rstrip() + '\n\n'
+  text += ('Mean ± sample std (ddof = 1) over seeds; best first. One row per '
+           'configuration x seed in results.csv.\n\n')
+  text += markdown_table(summarize(rows))
+  _write_text(os.path.join(sweep_dir, 'results.md'), text)
+  return rows

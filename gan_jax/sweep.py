@@ -1,0 +1,356 @@
+"""Sweeps: a grid of configurations x seeds, as few compiled programs as can be.
+
+    python -m gan_jax.sweep --flagfile=experiments/sweeps/NAME.cfg \\
+        [--grid='loss:minimax,non_saturating,hinge;d_steps:1,5'] \\
+        [--num_seeds=5] [--workdir=runs/sweeps/NAME]
+
+The base flags (any training flag, from the flagfile or the command line)
+give one configuration; `--grid` crosses it with `key:v1,v2,...` lists
+separated by `;` (keys are training flags; a list-valued flag such as
+`g_hidden` writes its widths with `x`: `g_hidden:64x64,128x128x128`). Each
+configuration runs `--num_seeds` seeds, `--seed`, `--seed+1`, ...
+
+Batching. Configurations that differ only in `g_lr`, `d_lr`, `beta1`,
+`beta2` have programs of identical shape: their runs (all their seeds) are
+stacked into one vmapped program, the hyperparameters travelling as arrays
+in the optimizer state (`gan_jax.seeds`). Loss, `d_steps`, update scheme,
+widths and batch size change the program itself and run one program after
+another. `--max_runs_per_program` bounds a program's size (memory); a
+configuration's seeds always stay together. `--nobatch_hyperparams` gives
+every configuration its own program.
+
+Interruption. `--workdir` holds `sweep.json` (the grid and the ordered list of
+configurations) and one directory per configuration, named by its grid point
+(`loss=hinge,d_steps=5`), with `config.json`, `metrics.jsonl` (records carry
+their `seed`), `samples.npy` (seeds, N, dims), `results.json` and, written
+last by an atomic rename, `DONE`. A restarted sweep skips every configuration
+with `DONE` and recomputes the others; a sweep directory whose `sweep.json`
+describes a different sweep is refused.
+
+At the end (and after each program): `results.csv`, `results.md` (see
+`gan_jax.results`) and `figures/`: box plots of each final metric per
+configuration, one image of the seeds' samples per configuration, and the
+training curves (D loss, G loss, value, G gradient norm) of every
+configuration.
+
+A malformed grid or flag prints one line and exits with status 2 before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+from absl import app
+from absl import flags
+
+from gan_jax import config as config_lib
+from gan_jax import results as results_lib
+from gan_jax import seeds as seeds_lib
+from gan_jax.config import Config, ConfigError
+
+config_lib.define_flags()
+seeds_lib.define_flags()
+flags.DEFINE_string('grid', '', 'Grid of flag values: key:v1,v2;key2:v1,v2 '
+                    '(list-valued flags write their widths with x).')
+flags.DEFINE_integer('max_runs_per_program', 64, 'Most runs (configurations '
+                     'x seeds) vmapped into one program.')
+flags.DEFINE_bool('batch_hyperparams', True, 'Vmap configurations that '
+                  'differ only in g_lr, d_lr, beta1, beta2 into one program.')
+
+FLAGS = flags.FLAGS
+GRID_EXCLUDED = ('workdir', 'seed')
+
+
+def grid_keys() -> list[str]:
+  return [f.name for f in dataclasses.fields(Config)
+          if f.name not in GRID_EXCLUDED]
+
+
+def parse_grid(text: str) -> list[tuple[str, list[str]]]:
+  """`'a:1,2;b:x'` -> [('a', ['1', '2']), ('b', ['x'])]; ConfigError (one
+  line) for anything malformed."""
+  grid: list[tuple[str, list[str]]] = []
+  for part in (p.strip() for p in text.split(';')):
+    if not part:
+      continue
+    key, sep, values = part.partition(':')
+    key = key.strip()
+    items = [v.strip() for v in values.split(',')]
+    if not sep or not key or not all(items):
+      raise ConfigError(f'--grid: {part!r} is not key:v1,v2,... (entries '
+                        'separated by ";", values by ",")')
+    if key not in grid_keys():
+      hint = (' (use --seed and --num_seeds for seeds)' if key == 'seed'
+              else ' (it is --workdir itself)' if key == 'workdir' else '')
+      raise ConfigError(f'--grid: {key!r} is not a training flag{hint}; '
+                        f'valid: {", ".join(grid_keys())}')
+    if key in (k for k, _ in grid):
+      raise ConfigError(f'--grid: {key!r} appears twice')
+    if len(set(items)) != len(items):
+      raise ConfigError(f'--grid: {key!r} repeats a value')
+    grid.append((key, items))
+  return grid
+
+
+def point_name(point: dict[str, str]) -> str:
+  """A configuration's directory name: `key=value` pairs joined by commas."""
+  return ','.join(f'{k}={v}' for k, v in point.items()) or 'base'
+
+
+def expand(grid: Sequence[tuple[str, list[str]]], sweep_dir: str,
+           flag_values=None) -> list[tuple[dict, Config]]:
+  """Every grid point with its validated Config (workdir = its directory).
+
+  Values are parsed by the flags' own parsers and the result validated by
+  `config.validate`, so a bad value fails here, naming the valid choices.
+  """
+  f = flag_values or FLAGS
+  keys = [k for k, _ in grid]
+  saved = {k: f[k].value for k in keys + ['workdir']}
+  out = []
+  try:
+    for values in itertools.product(*(v for _, v in grid)):
+      point = dict(zip(keys, values))
+      for key, value in point.items():
+        text = value.replace('x', ',') if key in ('g_hidden',
+                                                   'd_hidden') else value
+        try:
+          f[key].parse(text)
+        except (flags.Error, ValueError) as e:
+          raise ConfigError(f'--grid: {key}={value}: '
+                            f'{str(e).splitlines()[0]}') from None
+      f['workdir'].value = os.path.join(sweep_dir, point_name(point))
+      try:
+        config = config_lib.from_flags(f)
+      except ConfigError as e:
+        raise ConfigError(f'--grid point {point_name(point)}: {e}') from None
+      out.append((point, config))
+  finally:
+    for k, v in saved.items():
+      f[k].value = v
+  return out
+
+
+def programs(configs: Sequence[Config], num_seeds: int, max_runs: int,
+             batch_hyperparams: bool = True) -> list[list[int]]:
+  """Indices of `configs` grouped into programs: equal `seeds.static_key`
+  (if `batch_hyperparams`), at most max(1, max_runs // num_seeds)
+  configurations each, in first-seen order."""
+  per_program = max(1, max_runs // num_seeds)
+  groups: dict = {}
+  for i, c in enumerate(configs):
+    key = seeds_lib.static_key(c) if batch_hyperparams else i
+    groups.setdefault(key, []).append(i)
+  out = []
+  for members in groups.values():
+    for start in range(0, len(members), per_program):
+      out.append(members[start:start + per_program])
+  return out
+
+
+@dataclasses.dataclass
+class SweepReport:
+  """What `run_sweep` did: configurations computed and skipped, programs."""
+  computed: list[str]
+  skipped: list[str]
+  programs: list[list[str]]
+  compilations: int
+
+
+def _manifest(grid, base: Config, num_seeds: int, names: list[str]) -> dict:
+  return {'grid': [[k, v] for k, v in grid], 'num_seeds': num_seeds,
+          'base': json.loads(base.replace(workdir='').to_json()),
+          'configurations': names}
+
+
+def _write_config(directory: str, point: dict, config: Config,
+                  num_seeds: int, wall_seconds: float, result,
+                  index: Sequence[int], program_runs: int) -> None:
+  """All artifacts of one configuration, `DONE` last."""
+  from gan_jax import logging_utils  # pylint: disable=g-import-not-at-top
+  os.makedirs(directory, exist_ok=True)
+  resolved = json.loads(config.to_json())
+  resolved.update(num_seeds=num_seeds,
+                  seeds=[config.seed + s for s in range(num_seeds)])
+  logging_utils.atomic_write(
+      os.path.join(directory, 'config.json'),
+      (json.dumps(resolved, indent=2, sort_keys=True) + '\n').encode())
+  mine = seeds_lib.Result(
+      state=None, samples=result.samples[index],
+      logs=[result.logs[i] for i in index],
+      finals=[result.finals[i] for i in index],
+      train_seconds=result.train_seconds,
+      compile_seconds=result.compile_seconds,
+      compilations=result.compilations)
+  seeds_lib.write_metrics(os.path.join(directory, 'metrics.jsonl'), mine)
+  seeds_lib.save_npy(os.path.join(directory, 'samples.npy'), mine.samples)
+  summary = {'point': point, 'finals': mine.finals,
+             'wall_seconds': wall_seconds, 'program_runs': program_runs,
+             'train_seconds': result.train_seconds,
+             'compile_seconds': result.compile_seconds}
+  logging_utils.atomic_write(os.path.join(directory, results_lib.RESULTS),
+                             (json.dumps(summary, indent=1) + '\n').encode())
+  logging_utils.atomic_write(os.path.join(directory, results_lib.DONE),
+                             b'%.3f\n' % time.time())
+
+
+def run_sweep(grid: Sequence[tuple[str, list[str]]], base: Config,
+              num_seeds: int, max_runs: int = 64,
+              batch_hyperparams: bool = True, out=sys.stdout,
+              figures: bool = True, flag_values=None) -> SweepReport:
+  """Runs (or finishes) the sweep in `base.workdir`; see the module docstring.
+
+  Every point is expanded and validated before anything is written.
+  """
+  sweep_dir = base.workdir
+  points = expand(grid, sweep_dir, flag_values)
+  for _, config in points:
+    seeds_lib.check(config, num_seeds if num_seeds > 1 else 2)
+  names = [point_name(p) for p, _ in points]
+  manifest = _manifest(grid, base, num_seeds, names)
+  manifest_path = os.path.join(sweep_dir, 'sweep.json')
+  if os.path.isfile(manifest_path):
+    with open(manifest_path) as f:
+      previous = json.load(f)
+    if previous != manifest:
+      changed = [k for k in manifest if previous.get(k) != manifest[k]]
+      raise ConfigError(f'--workdir={sweep_dir} holds a different sweep '
+                        f'(its {", ".join(changed)} differ); use a new '
+                        '--workdir or the same flags')
+  from gan_jax import logging_utils  # pylint: disable=g-import-not-at-top
+  os.makedirs(sweep_dir, exist_ok=True)
+  logging_utils.atomic_write(manifest_path,
+                             (json.dumps(manifest, indent=1) + '\n').encode())
+  pending = [i for i, name in enumerate(names)
+             if not results_lib.is_done(os.path.join(sweep_dir, name))]
+  skipped = [n for i, n in enumerate(names) if i not in pending]
+  if skipped:
+    print(f'{len(skipped)} of {len(names)} configurations already done, '
+          'skipped', file=out, flush=True)
+  groups = [[pending[j] for j in group] for group in programs(
+      [points[i][1] for i in pending], num_seeds, max_runs, batch_hyperparams)]
+  report = SweepReport([], skipped, [], 0)
+  for k, group in enumerate(groups):
+    configs = [points[i][1] for i in group]
+    members = [m for c in configs
+               for m in seeds_lib.member_configs(c, num_seeds)]
+    print(f'program {k + 1}/{len(groups)}: '
+          f'{", ".join(names[i] for i in group)} x {num_seeds} seeds '
+          f'({len(members)} runs vmapped)', file=out, flush=True)
+    start = time.perf_counter()
+    result = seeds_lib.train_members(members)
+    wall = time.perf_counter() - start
+    for j, i in enumerate(group):
+      _write_config(os.path.join(sweep_dir, names[i]), points[i][0],
+                    points[i][1], num_seeds, wall / len(members), result,
+                    list(range(j * num_seeds, (j + 1) * num_seeds)),
+                    len(members))
+      report.computed.append(names[i])
+    report.programs.append([names[i] for i in group])
+    report.compilations += result.compilations
+    print(f'  done in {wall:.1f} s ({result.train_seconds:.1f} s training, '
+          f'{result.compile_seconds:.1f} s compiling)', file=out, flush=True)
+    results_lib.write_tables(sweep_dir)
+  results_lib.write_tables(sweep_dir)
+  if figures:
+    draw_figures(sweep_dir)
+  return report
+
+
+def _label(sweep_dir: str, name: str) -> str:
+  """A configuration's short label: its grid values without the keys."""
+  if name == 'base':
+    return name
+  return ','.join(part.partition('=')[2] for part in name.split(','))
+
+
+def draw_figures(sweep_dir: str) -> list[str]:
+  """figures/: box plots per metric, samples per configuration, curves."""
+  from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from gan_jax import sweep_plots  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rows = results_lib.load_rows(sweep_dir)
+  names = results_lib.finished(sweep_dir)
+  if not names:
+    return []
+  figures = os.path.join(sweep_dir, 'figures')
+  os.makedirs(figures, exist_ok=True)
+  written = []
+  for metric in results_lib.TABLE_METRICS:
+    if not any(r.get(metric) is not None for r in rows):
+      continue
+    values = {_label(sweep_dir, n): [r.get(metric) for r in rows
+                                     if r['config'] == n] for n in names}
+    path = os.path.join(figures, f'box_{metric}.png')
+    sweep_plots.metric_boxplots(path, values, results_lib.LABELS[metric],
+                                title=f'{results_lib.LABELS[metric]} per '
+                                'configuration (one dot per seed)')
+    written.append(path)
+  with open(os.path.join(sweep_dir, names[0], 'config.json')) as f:
+    dataset = json.load(f)['dataset']
+  data = data_lib.build(Config(dataset=dataset))
+  for n in names:
+    samples = np.load(os.path.join(sweep_dir, n, 'samples.npy'))
+    finals = json.load(open(os.path.join(sweep_dir, n,
+                                         results_lib.RESULTS)))['finals']
+    titles = [f'seed {f["seed"]}' + (f': {f["modes"]} modes, '
+                                     f'{100 * f["hq_fraction"]:.0f}% HQ'
+                                     if 'modes' in f else '')
+              for f in finals]
+    path = os.path.join(figures, f'samples_{n}.png')
+    sweep_plots.samples_grid(path, samples, data, titles, title=n)
+    written.append(path)
+  curves = {_label(sweep_dir, n): results_lib.load_logs(sweep_dir, n)
+            for n in names}
+  path = os.path.join(figures, 'curves.png')
+  sweep_plots.training_curves(path, curves, ('d_loss', 'g_loss', 'value',
+                                             'g_grad_norm'),
+                              log_scale=('g_grad_norm',))
+  written.append(path)
+  return written
+
+
+def _usage_error(message: str) -> None:
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _usage_error(str(e).splitlines()[0])
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    _usage_error(f'unexpected arguments {" ".join(argv[1:])}; pass settings '
+                 'as --flag=value')
+  try:
+    grid = parse_grid(FLAGS.grid)
+    if FLAGS.max_runs_per_program < 1:
+      raise ConfigError(f'--max_runs_per_program='
+                        f'{FLAGS.max_runs_per_program} must be at least 1')
+    if FLAGS.num_seeds < 1:
+      raise ConfigError(f'--num_seeds={FLAGS.num_seeds} must be at least 1')
+    if not FLAGS['workdir'].present and not FLAGS.workdir:
+      FLAGS.workdir = os.path.join('runs', 'sweeps', 'sweep')
+    base = config_lib.from_flags()
+    report = run_sweep(grid, base, FLAGS.num_seeds,
+                       FLAGS.max_runs_per_program, FLAGS.batch_hyperparams)
+  except ConfigError as e:
+    _usage_error(str(e))
+  print(f'{len(report.computed)} configurations computed in '
+        f'{len(report.programs)} programs, {len(report.skipped)} skipped; '
+        f'results in {os.path.join(base.workdir, "results.md")}', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,348 @@
+"""Image data sets: scikit-learn's digits offline, TFDS through `tfds.data_source`.
+
+All images are NHWC float32 in [-1, 1] when they reach a model (uint8 pixels
+p map to p / 127.5 - 1).
+
+* `digits(size)`: scikit-learn's bundled 8x8 handwritten digits (1,797
+  images, grey levels 0..16), bilinearly resized (or zero-padded, centred) to
+  size x size, scaled to [-1, 1]. Needs no download: the offline default.
+* `mnist`, `fashion_mnist` (28x28x1), `cifar10` (32x32x3), `celeb_a`
+  (218x178x3, centre-cropped to 140x140 and resized to 64x64 as in DCGAN-style
+  CelebA set-ups) through `tfds.data_source(name, split, data_dir)`, which
+  reads a prepared ArrayRecord directory without TensorFlow.
+
+Two data objects, both with `.name` and `.shape` (H, W, C):
+
+* `InMemoryImages`: the whole set as one device array (uint8 when it came from
+  uint8 pixels, so MNIST's 60,000 images take 47 MB); `.sample(key, n)` draws
+  n uniform random indices on the device, a pure function that can run inside
+  the jitted training scan.
+* `StreamingImages`: for sets that do not fit in device memory. `.chunks(...)`
+  yields one device array of shape (steps, B, H, W, C) per scan call, read and
+  decoded by a background thread that keeps `prefetch` chunks ready. The
+  batch of step t depends only on (seed, t), so a run resumed at any chunk
+  boundary reads the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+Array = jax.Array
+
+CELEB_A_CROP = 140
+CELEB_A_SIZE = 64
+
+# name -> (image shape after preprocessing, whether it needs the CelebA crop)
+TFDS_SETS: dict[str, tuple[tuple[int, int, int], bool]] = {
+    'mnist': ((28, 28, 1), False),
+    'fashion_mnist': ((28, 28, 1), False),
+    'cifar10': ((32, 32, 3), False),
+    'celeb_a': ((CELEB_A_SIZE, CELEB_A_SIZE, 3), True),
+}
+
+
+def to_unit_range(pixels: np.ndarray) -> np.ndarray:
+  """uint8 pixels p in [0, 255] -> p / 127.5 - 1 in [-1, 1], float32."""
+  return np.asarray(pixels, np.float32) / 127.5 - 1.0
+
+
+def _resize(image_HxWxC: np.ndarray, size: int) -> np.ndarray:
+  """Bilinear (antialiased when shrinking) resize of one float image, per channel."""
+  channels = [
+      np.asarray(Image.fromarray(image_HxWxC[..., c].astype(np.float32),
+                                 mode='F').resize((size, size),
+                                                  Image.Resampling.BILINEAR))
+      for c in range(image_HxWxC.shape[-1])]
+  return np.stack(channels, axis=-1)
+
+
+def center_crop(image_HxWxC: np.ndarray, crop: int) -> np.ndarray:
+  """The central crop x crop window (offsets floor((H - crop) / 2), ...)."""
+  h, w = image_HxWxC.shape[:2]
+  if h < crop or w < crop:
+    raise ValueError(f'cannot crop {crop}x{crop} from a {h}x{w} image')
+  top, left = (h - crop) // 2, (w - crop) // 2
+  return image_HxWxC[top:top + crop, left:left + crop]
+
+
+def celeb_a_preprocess(image_HxWxC: np.ndarray) -> np.ndarray:
+  """CelebA uint8 image -> centre 140x140 crop -> 64x64, rounded back to uint8."""
+  cropped = center_crop(image_HxWxC, CELEB_A_CROP).astype(np.float32)
+  resized = _resize(cropped, CELEB_A_SIZE)
+  return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class InMemoryImages:
+  """An image set held on the device; batches are drawn inside jitted code.
+
+  Attributes:
+    name: data set name.
+    images: (N, H, W, C) device array, uint8 pixels or float32 in [-1, 1].
+  """
+
+  name: str
+  images: Array
+
+  @property
+  def shape(self) -> tuple[int, int, int]:
+    """One image's shape (H, W, C)."""
+    return tuple(self.images.shape[1:])
+
+  def __len__(self) -> int:
+    return self.images.shape[0]
+
+  def as_float(self, x: Array) -> Array:
+    """Stored images -> float32 in [-1, 1]."""
+    if x.dtype == jnp.uint8:
+      return x.astype(jnp.float32) / 127.5 - 1.0
+    return x.astype(jnp.float32)
+
+  def sample(self, key: Array, n: int) -> Array:
+    """n images drawn uniformly with replacement, (n, H, W, C) float32.
+
+    Pure and jit/scan-safe: the indices come from `key`, the gather runs on
+    the device.
+    """
+    idx = jax.random.randint(key, (n,), 0, self.images.shape[0])
+    return self.as_float(jnp.take(self.images, idx, axis=0))
+
+
+def digits(size: int = 16, mode: str = 'resize') -> InMemoryImages:
+  """scikit-learn's 8x8 digits as size x size x 1 images in [-1, 1].
+
+  Grey levels v in 0..16 map to v / 8 - 1. `mode='resize'` resizes
+  bilinearly; `mode='pad'` centres the 8x8 image on a background of -1.
+  """
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  if size < 8:
+    raise ValueError(f'digits size must be at least 8, got {size}')
+  raw = load_digits().images.astype(np.float32)  # (1797, 8, 8), 0..16
+  if mode == 'resize':
+    images = np.stack([_resize(im[..., None], size) for im in raw])
+  elif mode == 'pad':
+    lo = (size - 8) // 2
+    images = np.zeros((raw.shape[0], size, size, 1), np.float32)
+    images[:, lo:lo + 8, lo:lo + 8, 0] = raw
+  else:
+    raise ValueError(f'unknown digits mode {mode!r}; valid modes: pad, resize')
+  images = np.clip(images / 8.0 - 1.0, -1.0, 1.0).astype(np.float32)
+  return InMemoryImages(name='digits', images=jnp.asarray(images))
+
+
+def prepare_command(name: str, data_dir: Optional[str]) -> str:
+  """The shell command that prepares TFDS set `name` (needs internet)."""
+  target = f", data_dir='{data_dir}'" if data_dir else ''
+  return ('python -c "import tensorflow_datasets as tfds; '
+          f"tfds.builder('{name}'{target}, file_format='array_record')"
+          '.download_and_prepare()"')
+
+
+def tfds_source(name: str, split: str = 'train',
+                data_dir: Optional[str] = None) -> Sequence[Any]:
+  """The random-access `tfds.data_source` of a prepared set (no download).
+
+  Raises:
+    KeyError: `name` is not one of `TFDS_SETS` (the message lists them).
+    ImportError: tensorflow-datasets is not installed (one line).
+    FileNotFoundError: the set is not prepared in `data_dir`; the message is
+      the command that prepares it.
+  """
+  if name not in TFDS_SETS:
+    raise KeyError(f'unknown TFDS image set {name!r}; valid sets: '
+                   f'{", ".join(sorted(TFDS_SETS))}')
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise ImportError(f'data set {name} needs tensorflow-datasets: '
+                      "pip install 'tensorflow-datasets>=4.9'") from None
+  try:
+    return tfds.data_source(name, split=split, data_dir=data_dir,
+                            download=False)
+  except Exception as e:  # pylint: disable=broad-except
+    where = data_dir or 'the default TFDS directory (~/tensorflow_datasets)'
+    raise FileNotFoundError(
+        f'TFDS data set {name!r} (split {split!r}) is not prepared in {where} '
+        f'({type(e).__name__}); prepare it on a machine with internet: '
+        f'{prepare_command(name, data_dir)}') from None
+
+
+def preprocess_fn(name: str) -> Callable[[np.ndarray], np.ndarray]:
+  """Per-record uint8 image -> uint8 image of shape `TFDS_SETS[name][0]`."""
+  shape, crop = TFDS_SETS[name]
+
+  def preprocess(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+      image = image[..., None]
+    if crop:
+      image = celeb_a_preprocess(image)
+    if image.shape != shape:
+      raise ValueError(f'{name} image has shape {image.shape}, expected {shape}')
+    return image.astype(np.uint8)
+
+  return preprocess
+
+
+def read_images(source: Sequence[Any], indices: Sequence[int],
+                preprocess: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+  """Records `indices` of a data source, preprocessed, stacked: (n, H, W, C) uint8."""
+  return np.stack([preprocess(source[int(i)]['image']) for i in indices])
+
+
+def _in_memory(name: str, source: Sequence[Any], n: int) -> InMemoryImages:
+  images = read_images(source, range(n), preprocess_fn(name))
+  return InMemoryImages(name=name, images=jnp.asarray(images))
+
+
+def tfds_in_memory(name: str, split: str = 'train',
+                   data_dir: Optional[str] = None,
+                   limit: Optional[int] = None) -> InMemoryImages:
+  """A whole TFDS image set (or its first `limit` records) on the device, uint8."""
+  source = tfds_source(name, split, data_dir)
+  return _in_memory(name, source,
+                    len(source) if limit is None else min(limit, len(source)))
+
+
+class Prefetcher:
+  """Runs an iterator on a background thread, keeping up to `size` items ready.
+
+  Iterating yields the items in order; an exception raised by the producer is
+  re-raised on the consumer's side. `close()` stops the thread.
+  """
+
+  _DONE = object()
+
+  def __init__(self, iterator: Iterator[Any], size: int = 2):
+    if size < 1:
+      raise ValueError(f'prefetch size must be at least 1, got {size}')
+    self._queue: queue.Queue = queue.Queue(maxsize=size)
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._run, args=(iterator,),
+                                    daemon=True)
+    self._thread.start()
+
+  def _put(self, item) -> bool:
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def _run(self, iterator):
+    try:
+      for item in iterator:
+        if not self._put((item, None)):
+          return
+    except Exception as e:  # pylint: disable=broad-except
+      self._put((None, e))
+      return
+    self._put((self._DONE, None))
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    item, error = self._queue.get()
+    if error is not None:
+      raise error
+    if item is self._DONE:
+      raise StopIteration
+    return item
+
+  def close(self) -> None:
+    self._stop.set()
+    self._thread.join(timeout=5)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class StreamingImages:
+  """An image set read from a random-access source one chunk at a time.
+
+  Attributes:
+    name: data set name.
+    source: random-access records (`len(source)`, `source[i]['image']`), e.g.
+      a `tfds.data_source`.
+    shape: one preprocessed image's shape (H, W, C).
+    preprocess: record image -> uint8 image of `shape`.
+  """
+
+  name: str
+  source: Sequence[Any]
+  shape: tuple[int, int, int]
+  preprocess: Callable[[np.ndarray], np.ndarray]
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def indices(self, seed: int, step: int, batch_size: int) -> np.ndarray:
+    """The record indices of step `step`'s batch: a function of (seed, step)."""
+    rng = np.random.default_rng((seed, step))
+    return rng.integers(0, len(self.source), size=batch_size)
+
+  def chunk(self, seed: int, first_step: int, num_steps: int,
+            batch_size: int) -> np.ndarray:
+    """Batches of steps first_step .. first_step + num_steps - 1, stacked:
+    (num_steps, B, H, W, C) float32 in [-1, 1], on the host."""
+    batches = [read_images(self.source,
+                           self.indices(seed, first_step + t, batch_size),
+                           self.preprocess)
+               for t in range(num_steps)]
+    return to_unit_range(np.stack(batches))
+
+  def chunks(self, seed: int, batch_size: int, chunk_steps: int,
+             start_step: int = 0, num_steps: Optional[int] = None,
+             prefetch: int = 2) -> Prefetcher:
+    """Device arrays (steps, B, H, W, C), one per scan call, read ahead.
+
+    Chunks cover steps start_step, start_step + chunk_steps, ... up to
+    `num_steps` (the last may be shorter); without `num_steps` they go on
+    forever. A background thread reads, decodes and transfers up to
+    `prefetch` chunks while the device trains on the current one.
+    """
+
+    def produce():
+      step = start_step
+      while num_steps is None or step < num_steps:
+        length = chunk_steps if num_steps is None else min(
+            chunk_steps, num_steps - step)
+        yield jax.device_put(self.chunk(seed, step, length, batch_size))
+        step += length
+
+    return Prefetcher(produce(), prefetch)
+
+
+def tfds_streaming(name: str, split: str = 'train',
+                   data_dir: Optional[str] = None) -> StreamingImages:
+  """A TFDS image set read from its prepared directory chunk by chunk."""
+  source = tfds_source(name, split, data_dir)
+  return StreamingImages(name=name, source=source, shape=TFDS_SETS[name][0],
+                         preprocess=preprocess_fn(name))
+
+
+def in_memory_bytes(name: str, num_examples: int) -> int:
+  """Bytes of a set held as uint8 on the device (to choose in-memory vs streaming)."""
+  return num_examples * int(np.prod(TFDS_SETS[name][0]))
+
+
+def tfds_images(name: str, split: str = 'train',
+                data_dir: Optional[str] = None,
+                max_device_bytes: int = 1 << 30):
+  """`InMemoryImages` when the uint8 set fits in `max_device_bytes`, else
+  `StreamingImages`."""
+  source = tfds_source(name, split, data_dir)
+  if in_memory_bytes(name, len(source)) <= max_device_bytes:
+    return _in_memory(name, source, len(source))
+  return StreamingImages(name=name, source=source, shape=TFDS_SETS[name][0],
+                         preprocess=preprocess_fn(name))

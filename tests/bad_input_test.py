@@ -129,6 +129,30 @@ class BadInputTest(parameterized.TestCase):
     self.assertEqual(os.listdir(tmp), [])
 
 
+class MalformedGridTest(parameterized.TestCase):
+  """The sweep runner's --grid, in the same contract."""
+
+  @parameterized.named_parameters(
+      ('no_colon', 'loss=hinge', "--grid: 'loss=hinge' is not key:v1,v2,..."),
+      ('unknown_key', 'lossy:hinge,minimax',
+       "--grid: 'lossy' is not a training flag; valid: dataset, loss"),
+      ('bad_value', 'loss:hinge,vanilla',
+       "--grid point loss=vanilla: --loss='vanilla' is not a known loss; "
+       'valid: fgan_hellinger'),
+  )
+  def test_one_line_exit_2_nothing_written(self, grid, expected):
+    tmp = self.create_tempdir().full_path
+    proc = subprocess.run(
+        [sys.executable, '-m', 'gan_jax.sweep', f'--grid={grid}',
+         f'--workdir={tmp}/sweep'], capture_output=True, text=True, cwd=ROOT,
+        env=subprocess_env.env(), timeout=300)
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    self.assertLen(lines, 1, proc.stderr)
+    self.assertTrue(lines[0].startswith(f'error: {expected}'), lines[0])
+    self.assertEqual(os.listdir(tmp), [])
+
+
 class ExistingCheckpointTest(parameterized.TestCase):
   """A workdir holding a finished run's checkpoints, offered other flags."""
 

@@ -1,0 +1,109 @@
+"""Results tables against numpy: CSV rows, mean ± sample std, ranking."""
+
+import csv
+import json
+import os
+
+from absl.testing import absltest
+import numpy as np
+
+from gan_jax import results
+
+# Two configurations x 3 seeds; one seed of `b` has no reverse KL (no
+# high-quality sample) and one diverged.
+FINALS = {
+    'loss=a': [dict(seed=0, modes=8, hq_fraction=0.9, reverse_kl=0.01),
+               dict(seed=1, modes=7, hq_fraction=0.8, reverse_kl=0.2),
+               dict(seed=2, modes=8, hq_fraction=0.7, reverse_kl=0.05)],
+    'loss=b': [dict(seed=0, modes=8, hq_fraction=0.5, reverse_kl=0.5),
+               dict(seed=1, modes=8, hq_fraction=0.4, reverse_kl=None,
+                    diverged_at=17),
+               dict(seed=2, modes=8, hq_fraction=0.6, reverse_kl=0.3)],
+}
+
+
+def write_sweep(directory):
+  for name, finals in FINALS.items():
+    os.makedirs(os.path.join(directory, name))
+    with open(os.path.join(directory, name, results.RESULTS), 'w') as f:
+      json.dump({'point': {'loss': name[5:]}, 'wall_seconds': 1.5,
+                 'program_runs': 3,
+                 'finals': [dict(f, final=True, step=40, mode_counts=[1, 2])
+                            for f in finals]}, f)
+    if name == 'loss=a':
+      open(os.path.join(directory, name, results.DONE), 'w').close()
+  os.makedirs(os.path.join(directory, 'loss=c'))  # unfinished: not read
+
+
+class ResultsTest(absltest.TestCase):
+
+  def test_mean_std_is_numpys_with_ddof_1(self):
+    values = [0.3, 1.7, 2.2, 0.9]
+    mean, std, n = results.mean_std(values + [None, float('nan')])
+    self.assertEqual((mean, std, n),
+                     (np.mean(values), np.std(values, ddof=1), 4))
+    self.assertEqual(results.mean_std([2.5]), (2.5, 0.0, 1))
+    self.assertEqual(results.mean_std([None])[2], 0)
+
+  def test_only_finished_configurations_are_read(self):
+    directory = self.create_tempdir().full_path
+    write_sweep(directory)
+    self.assertEqual(results.finished(directory), ['loss=a'])
+    open(os.path.join(directory, 'loss=b', results.DONE), 'w').close()
+    self.assertEqual(results.finished(directory), ['loss=a', 'loss=b'])
+
+  def test_csv_has_one_row_per_configuration_and_seed(self):
+    directory = self.create_tempdir().full_path
+    write_sweep(directory)
+    open(os.path.join(directory, 'loss=b', results.DONE), 'w').close()
+    results.write_tables(directory)
+    with open(os.path.join(directory, 'results.csv')) as f:
+      rows = list(csv.DictReader(f))
+    expected = [(n, str(f['seed'])) for n in FINALS for f in FINALS[n]]
+    self.assertEqual([(r['config'], r['seed']) for r in rows], expected)
+    self.assertEqual([r['hq_fraction'] for r in rows],
+                     [str(f['hq_fraction']) for n in FINALS
+                      for f in FINALS[n]])
+    self.assertEqual(rows[4]['reverse_kl'], '')
+    self.assertEqual(rows[4]['diverged_at'], '17')
+    self.assertEqual(rows[0]['loss'], 'a')
+    self.assertEqual(rows[0]['wall_seconds'], '1.5')
+    self.assertNotIn('mode_counts', rows[0])
+
+  def test_summary_ranks_by_modes_then_reverse_kl(self):
+    directory = self.create_tempdir().full_path
+    write_sweep(directory)
+    open(os.path.join(directory, 'loss=b', results.DONE), 'w').close()
+    summary = results.summarize(results.load_rows(directory))
+    # b: 8 modes on average beats a's 7.67, though a's reverse KL is lower.
+    self.assertEqual([e['config'] for e in summary], ['loss=b', 'loss=a'])
+    b = summary[0]
+    self.assertEqual(b['metrics']['reverse_kl'],
+                     (np.mean([0.5, 0.3]), np.std([0.5, 0.3], ddof=1), 2))
+    self.assertEqual((b['seeds'], b['diverged']), (3, 1))
+    table = results.markdown_table(summary)
+    hq = [0.5, 0.4, 0.6]
+    self.assertIn(f'| loss=b | 8.00 ± 0.00 | {100 * np.mean(hq):.1f} ± '
+                  f'{100 * np.std(hq, ddof=1):.1f} | '
+                  f'{np.mean([0.5, 0.3]):.3f} ± '
+                  f'{np.std([0.5, 0.3], ddof=1):.3f} | '
+                  '3 (reverse KL: 2), 1 diverged |', table)
+    modes = [8, 7, 8]
+    self.assertIn(f'| loss=a | {np.mean(modes):.2f} ± '
+                  f'{np.std(modes, ddof=1):.2f} |', table)
+    lines = table.splitlines()
+    self.assertEqual(lines[0], '| configuration | modes | % HQ | reverse KL '
+                     '| seeds (n) |')
+    self.assertEqual(len(lines), 4)
+
+  def test_lower_fid_ranks_first(self):
+    rows = [{'config': 'x', 'fid': 30.0}, {'config': 'y', 'fid': 10.0},
+            {'config': 'x', 'fid': 34.0}]
+    summary = results.summarize(rows)
+    self.assertEqual([e['config'] for e in summary], ['y', 'x'])
+    self.assertEqual(summary[1]['metrics']['fid'],
+                     (32.0, float(np.std([30.0, 34.0], ddof=1)), 2))
+
+
+if __name__ == '__main__':
+  absltest.main()

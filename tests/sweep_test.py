@@ -1,0 +1,115 @@
+"""The sweep runner: grid parsing, program grouping, resuming after an
+interruption, and one-line errors for a malformed grid."""
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from absl.testing import absltest
+from absl.testing import flagsaver
+import numpy as np
+
+from gan_jax import results
+from gan_jax import sweep
+from gan_jax.config import Config, ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(dataset='ring8', z_dim=4, g_hidden='16,16', d_hidden='16,16',
+            batch_size=32, num_steps=10, log_every=10, num_eval_samples=100)
+
+
+class GridTest(absltest.TestCase):
+
+  def test_parse(self):
+    self.assertEqual(sweep.parse_grid(' loss:minimax, hinge ;d_steps:1,5;'),
+                     [('loss', ['minimax', 'hinge']), ('d_steps', ['1', '5'])])
+    self.assertEqual(sweep.parse_grid(''), [])
+
+  def test_malformed_grids_raise_one_line(self):
+    for grid, message in [
+        ('loss=minimax', r"^--grid: 'loss=minimax' is not key:v1,v2"),
+        ('loss:', r"^--grid: 'loss:' is not key:v1,v2"),
+        ('loss:a,,b', r"^--grid: 'loss:a,,b' is not key:v1,v2"),
+        ('lr:1,2', r"^--grid: 'lr' is not a training flag; valid: dataset, "),
+        ('seed:1,2', r"^--grid: 'seed' is not a training flag \(use --seed "
+                     r'and --num_seeds for seeds\)'),
+        ('loss:a;loss:b', r"^--grid: 'loss' appears twice$"),
+        ('loss:a,a', r"^--grid: 'loss' repeats a value$")]:
+      with self.assertRaisesRegex(ConfigError, message):
+        sweep.parse_grid(grid)
+
+  def test_programs_batch_only_float_hyperparameters(self):
+    base = Config(workdir='w')
+    configs = [base.replace(g_lr=1e-4), base.replace(loss='hinge'),
+               base.replace(g_lr=1e-3, beta1=0.1), base.replace(d_steps=5),
+               base.replace(d_lr=3e-4)]
+    self.assertEqual(sweep.programs(configs, 2, 64), [[0, 2, 4], [1], [3]])
+    self.assertEqual(sweep.programs(configs, 2, 4), [[0, 2], [4], [1], [3]])
+    self.assertEqual(sweep.programs(configs, 2, 64, batch_hyperparams=False),
+                     [[0], [1], [2], [3], [4]])
+
+  def test_malformed_grid_on_the_command_line_exits_2_writing_nothing(self):
+    workdir = os.path.join(self.create_tempdir().full_path, 'sweep')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'gan_jax.sweep', '--grid=loss:minimax;bogus',
+         f'--workdir={workdir}'], capture_output=True, text=True, cwd=ROOT,
+        timeout=300)
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    self.assertEqual(proc.stderr.strip().splitlines(),
+                     ["error: --grid: 'bogus' is not key:v1,v2,... (entries "
+                      'separated by ";", values by ",")'])
+    self.assertFalse(os.path.exists(workdir))
+
+
+class ResumeTest(absltest.TestCase):
+
+  def test_restart_recomputes_only_the_unfinished_configuration(self):
+    sweep_dir = os.path.join(self.create_tempdir().full_path, 'sweep')
+    grid = sweep.parse_grid('loss:minimax,hinge;g_lr:1e-4,1e-3')
+    with flagsaver.flagsaver(workdir=sweep_dir, **TINY):
+      from gan_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+      base = config_lib.from_flags()
+      first = sweep.run_sweep(grid, base, num_seeds=2, out=io.StringIO())
+      names = ['loss=minimax,g_lr=1e-4', 'loss=minimax,g_lr=1e-3',
+               'loss=hinge,g_lr=1e-4', 'loss=hinge,g_lr=1e-3']
+      self.assertEqual(first.computed, names)
+      # The learning rates are floats: one program per loss.
+      self.assertEqual(first.programs, [names[:2], names[2:]])
+      self.assertEqual(first.compilations, 2)
+      self.assertEqual(results.finished(sweep_dir), names)
+      self.assertTrue(os.path.isfile(os.path.join(
+          sweep_dir, 'figures', 'samples_loss=hinge,g_lr=1e-3.png')))
+      rows = results.load_rows(sweep_dir)
+      self.assertEqual([(r['config'], r['seed']) for r in rows],
+                       [(n, s) for n in names for s in (0, 1)])
+
+      lost = os.path.join(sweep_dir, names[3])
+      before = np.load(os.path.join(lost, 'samples.npy'))
+      done_times = {n: os.path.getmtime(os.path.join(sweep_dir, n,
+                                                     results.DONE))
+                    for n in names[:3]}
+      shutil.rmtree(lost)  # as if the sweep had been killed before it
+      second = sweep.run_sweep(grid, base, num_seeds=2, out=io.StringIO(),
+                               figures=False)
+      self.assertEqual((second.computed, second.skipped),
+                       ([names[3]], names[:3]))
+      self.assertEqual(second.programs, [[names[3]]])
+      for n, t in done_times.items():
+        self.assertEqual(os.path.getmtime(os.path.join(sweep_dir, n,
+                                                       results.DONE)), t)
+      # Alone in its program now, batched with g_lr=1e-4 before: same runs.
+      np.testing.assert_allclose(
+          np.load(os.path.join(lost, 'samples.npy')), before, atol=1e-5)
+      self.assertEqual(before.shape, (2, 100, 2))
+
+      with self.assertRaisesRegex(ConfigError, r'holds a different sweep '
+                                  r'\(its grid, configurations differ\)'):
+        sweep.run_sweep(sweep.parse_grid('loss:minimax'), base, num_seeds=2,
+                        out=io.StringIO())
+
+
+if __name__ == '__main__':
+  absltest.main()

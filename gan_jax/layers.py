@@ -1,0 +1,398 @@
+"""Convolutions written as matrix products, for fast XLA code on CPU.
+
+`Conv` and `ConvTranspose` are drop-in replacements for `flax.linen.Conv` and
+`flax.linen.ConvTranspose` (2-D, NHWC, HWIO kernels): same parameter names,
+shapes and initialisers, so weights are interchangeable, and the same
+function of input and kernel. Only the formulation differs.
+
+Why. XLA:CPU compiles the kernel gradient of a convolution, and every
+convolution inside a `lax.scan`/`while` body, to slow generic loops
+(jax-ml/jax#12868): at DCGAN-MNIST sizes a 4x4 stride-2 transposed
+convolution's kernel gradient takes ~30x its input gradient, and a plain
+convolution inside a scan ~10x what it takes outside. A matrix product
+(`dot_general`) compiles to the same fast GEMM everywhere. So on CPU both
+layers are written with one matmul and pure data movement (slices, pads,
+reshapes); their derivatives are then again one matmul each plus the adjoint
+data movement, and no convolution instruction remains in the program.
+
+Notation: x is (B, H, W, C), the kernel K is (kh, kw, C, O), stride s, and
+explicit padding (lo, hi) per spatial axis.
+
+Convolution (`conv2d`), cross-correlation as in `lax.conv_general_dilated`:
+
+    y[b, i, j, o] = sum_{u, v, c} x_pad[b, s i + u, s j + v, c] K[u, v, c, o],
+
+i.e. y = P(x) K_mat with P(x) the (B Ho Wo, kh kw C) matrix of patches
+("im2col") and K_mat = K reshaped to (kh kw C, O). Then
+
+    dK_mat = P(x)^T dy,       dx = P^T(dy K_mat^T),
+
+where P^T scatters patch rows back (sums of pads): the adjoint of slicing.
+When s divides kh and kw (the 4x4 stride-2 layers of DCGAN) x_pad is first
+rearranged space-to-depth into (B, H/s, W/s, s s C) and the convolution
+becomes a stride-1 one with a (kh/s, kw/s) kernel over s s C channels, whose
+patches are unstrided slices; with K rearranged the same way it is the same
+sum, term for term. When the patch matrix would exceed `PATCHES_LIMIT` bytes,
+the sum over taps is accumulated one tap at a time instead (kh kw matmuls with
+contraction C, nothing duplicated in memory).
+
+Transposed convolution (`conv2d_transpose`), as `lax.conv_transpose` with
+`transpose_kernel=False` (what flax computes): the stride-1 convolution of the
+s-dilated input with K and padding (pa, pb),
+
+    y[o] = sum_t x_dil_pad[o + t] K[t],      x_dil_pad[pa + s m] = x[m],
+
+so input pixel m and tap t add x[m] K[t] to output o = s m + pa - t. With
+Z = x K_all, K_all = K as (C, kh kw O) (one matmul, no multiplications by the
+dilation's zeros),
+
+    y = sum_t  place_t(Z[..., t, :]),
+
+where place_t spreads Z_t onto the output grid with stride s and offset
+pa - t (`lax.pad` with interior padding s - 1, negative edges crop). Its
+derivatives are again one matmul each: dK_all = x^T S(dy), dx = S(dy) K_all^T
+with S the strided slicing adjoint to the placement.
+
+On other back-ends (GPU, TPU) the vendor convolutions are fast, and
+`implementation='auto'` uses `lax.conv_general_dilated`/`lax.conv_transpose`
+there; `implementation='matmul'` or `'xla'` forces one formulation.
+`tests/layers_test.py` checks outputs and input and kernel gradients against
+flax's layers to 1e-5 relative; `bench/conv_formulations.py` times them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence, Union
+
+import flax.linen as nn
+import jax
+from jax import lax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+PaddingLike = Union[str, int, Sequence[Union[int, tuple[int, int]]]]
+Pairs = tuple[tuple[int, int], tuple[int, int]]
+
+DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
+PADDINGS = ('SAME', 'VALID')
+IMPLEMENTATIONS = ('auto', 'matmul', 'xla')
+# Patch matrices larger than this are not materialised; taps are accumulated.
+PATCHES_LIMIT = 256 * 1024 * 1024
+
+
+def _pair(value: Union[int, Sequence[int]], what: str) -> tuple[int, int]:
+  if isinstance(value, int):
+    return (value, value)
+  value = tuple(int(v) for v in value)
+  if len(value) != 2:
+    raise ValueError(f'{what} must be an int or 2 ints (2-D), got {value}')
+  return value
+
+
+def _explicit(padding: PaddingLike) -> Optional[Pairs]:
+  """Explicit padding as ((lo, hi), (lo, hi)); None for 'SAME'/'VALID'."""
+  if isinstance(padding, str):
+    if padding.upper() not in PADDINGS:
+      raise ValueError(f'unsupported padding {padding!r}; valid paddings: '
+                       f'{", ".join(PADDINGS)}, an int, or (lo, hi) pairs')
+    return None
+  if isinstance(padding, int):
+    return ((padding, padding), (padding, padding))
+  pads = tuple(padding)
+  if len(pads) != 2:
+    raise ValueError(f'padding needs 2 spatial entries, got {padding}')
+  return tuple(_pair(p, 'padding') if not isinstance(p, int) else (p, p)
+               for p in pads)
+
+
+def conv_padding(padding: PaddingLike, in_hw: Sequence[int],
+                 kernel_hw: Sequence[int], strides: Sequence[int]) -> Pairs:
+  """Explicit (lo, hi) pads of a convolution, as `lax.padtype_to_pads`.
+
+  'SAME': output ceil(n / s), total pad max((out - 1) s + k - n, 0), the
+  smaller half first; 'VALID': no padding.
+  """
+  pairs = _explicit(padding)
+  if pairs is not None:
+    return pairs
+  if padding.upper() == 'VALID':
+    return ((0, 0), (0, 0))
+  result = []
+  for n, k, s in zip(in_hw, kernel_hw, strides):
+    out = -(-n // s)
+    total = max((out - 1) * s + k - n, 0)
+    result.append((total // 2, total - total // 2))
+  return tuple(result)
+
+
+def conv_transpose_padding(padding: PaddingLike, kernel_hw: Sequence[int],
+                           strides: Sequence[int]) -> Pairs:
+  """(pa, pb) pads of the dilated convolution in `lax.conv_transpose`.
+
+  'SAME': pa + pb = k + s - 2 with pa = k - 1 if s > k - 1 else
+  ceil((k + s - 2) / 2); 'VALID': pa + pb = k + s - 2 + max(k - s, 0),
+  pa = k - 1; explicit pairs are used as they are (flax's behaviour).
+  """
+  pairs = _explicit(padding)
+  if pairs is not None:
+    return pairs
+  result = []
+  for k, s in zip(kernel_hw, strides):
+    if padding.upper() == 'SAME':
+      total = k + s - 2
+      lo = k - 1 if s > k - 1 else int(np.ceil(total / 2))
+    else:
+      total = k + s - 2 + max(k - s, 0)
+      lo = k - 1
+    result.append((lo, total - lo))
+  return tuple(result)
+
+
+def _pad_spatial(x: Array, pads: Sequence[tuple[int, int]]) -> Array:
+  """Zero-pads (negative: crops) the two spatial axes of an NHWC array."""
+  zero = jnp.zeros((), x.dtype)
+  return lax.pad(x, zero, ((0, 0, 0),) + tuple((lo, hi, 0) for lo, hi in pads)
+                 + ((0, 0, 0),))
+
+
+def _out_size(n: int, k: int, s: int, pads: tuple[int, int]) -> int:
+  return (n + pads[0] + pads[1] - k) // s + 1
+
+
+def _space_to_depth(x: Array, s: tuple[int, int]) -> Array:
+  """(B, H, W, C) -> (B, H/sh, W/sw, sh sw C), channel order (p, q, c)."""
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // s[0], s[0], w // s[1], s[1], c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h // s[0], w // s[1],
+                                               s[0] * s[1] * c)
+
+
+def _kernel_space_to_depth(kernel: Array, s: tuple[int, int]) -> Array:
+  """(kh, kw, C, O) -> (kh/sh, kw/sw, sh sw C, O), matching `_space_to_depth`."""
+  kh, kw, c, o = kernel.shape
+  k = kernel.reshape(kh // s[0], s[0], kw // s[1], s[1], c, o)
+  return k.transpose(0, 2, 1, 3, 4, 5).reshape(kh // s[0], kw // s[1],
+                                               s[0] * s[1] * c, o)
+
+
+def _taps(x_pad: Array, kh: int, kw: int, s: tuple[int, int], ho: int,
+          wo: int) -> list[Array]:
+  """The kh kw strided windows x_pad[:, u::s, v::s] of output size (ho, wo)."""
+  b, _, _, c = x_pad.shape
+  return [lax.slice(x_pad, (0, u, v, 0),
+                    (b, u + s[0] * (ho - 1) + 1, v + s[1] * (wo - 1) + 1, c),
+                    (1, s[0], s[1], 1))
+          for u in range(kh) for v in range(kw)]
+
+
+def conv2d(x: Array, kernel: Array, strides: Sequence[int],
+           padding: Pairs, precision=None) -> Array:
+  """Cross-correlation y = P(x) K_mat (see the module docstring), NHWC/HWIO.
+
+  Same function as `lax.conv_general_dilated(x, kernel, strides, padding,
+  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))`, built from slices and one
+  matmul (or one per tap when the patch matrix would exceed PATCHES_LIMIT).
+  """
+  s = _pair(strides, 'strides')
+  kh, kw, c, o = kernel.shape
+  b, h, w, _ = x.shape
+  ho = _out_size(h, kh, s[0], padding[0])
+  wo = _out_size(w, kw, s[1], padding[1])
+  if s != (1, 1) and kh % s[0] == 0 and kw % s[1] == 0:
+    # Pad so the padded extent is exactly s * (out + k/s - 1), then
+    # space-to-depth: a stride-1 convolution with a (kh/s, kw/s) kernel.
+    hp, wp = s[0] * (ho + kh // s[0] - 1), s[1] * (wo + kw // s[1] - 1)
+    pads = ((padding[0][0], hp - h - padding[0][0]),
+            (padding[1][0], wp - w - padding[1][0]))
+    x = _space_to_depth(_pad_spatial(x, pads), s)
+    kernel = _kernel_space_to_depth(kernel, s)
+    kh, kw, c = kh // s[0], kw // s[1], s[0] * s[1] * c
+    s = (1, 1)
+  else:
+    x = _pad_spatial(x, padding)
+  taps = _taps(x, kh, kw, s, ho, wo)
+  if b * ho * wo * kh * kw * c * x.dtype.itemsize <= PATCHES_LIMIT:
+    patches = jnp.concatenate(taps, axis=-1).reshape(b * ho * wo, kh * kw * c)
+    y = jnp.dot(patches, kernel.reshape(kh * kw * c, o), precision=precision)
+  else:
+    y = sum(jnp.dot(t.reshape(b * ho * wo, c), k_t, precision=precision)
+            for t, k_t in zip(taps, kernel.reshape(kh * kw, c, o)))
+  return y.reshape(b, ho, wo, o)
+
+
+def conv2d_transpose(x: Array, kernel: Array, strides: Sequence[int],
+                     padding: Pairs, precision=None) -> Array:
+  """y = sum_t place_t(x K_t) (see the module docstring), NHWC/HWIO.
+
+  Same function as `lax.conv_transpose(x, kernel, strides, padding,
+  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))` with explicit (pa, pb) pads,
+  built from one matmul and kh kw strided placements.
+  """
+  s = _pair(strides, 'strides')
+  kh, kw, c, o = kernel.shape
+  b, h, w, _ = x.shape
+  (pah, pbh), (paw, pbw) = padding
+  ho = (h - 1) * s[0] + 1 + pah + pbh - kh + 1
+  wo = (w - 1) * s[1] + 1 + paw + pbw - kw + 1
+  k_all = kernel.transpose(2, 0, 1, 3).reshape(c, kh * kw * o)
+  z = jnp.dot(x.reshape(b * h * w, c), k_all, precision=precision)
+  z = z.reshape(b, h, w, kh, kw, o)
+  zero = jnp.zeros((), x.dtype)
+  y = None
+  for u in range(kh):
+    for v in range(kw):
+      lo_h, lo_w = pah - u, paw - v
+      placed = lax.pad(
+          z[:, :, :, u, v, :], zero,
+          ((0, 0, 0), (lo_h, ho - lo_h - (h - 1) * s[0] - 1, s[0] - 1),
+           (lo_w, wo - lo_w - (w - 1) * s[1] - 1, s[1] - 1), (0, 0, 0)))
+      y = placed if y is None else y + placed
+  return y
+
+
+def _use_matmul(implementation: str) -> bool:
+  if implementation not in IMPLEMENTATIONS:
+    raise ValueError(f'unknown convolution implementation {implementation!r}; '
+                     f'valid implementations: {", ".join(IMPLEMENTATIONS)}')
+  if implementation == 'auto':
+    return jax.default_backend() == 'cpu'
+  return implementation == 'matmul'
+
+
+def _check_input(x: Array, name: str) -> None:
+  if x.ndim != 4:
+    raise ValueError(f'{name} takes NHWC inputs (4-D), got shape {x.shape}')
+
+
+class Conv(nn.Module):
+  """`flax.linen.Conv` (2-D, NHWC) computed as a matmul over patches on CPU.
+
+  Parameters `kernel` (kh, kw, C, features) and `bias` (features,), with
+  flax's default initialisers, so a `flax.linen.Conv`'s variables apply
+  unchanged.
+
+  Attributes:
+    features: output channels O.
+    kernel_size: (kh, kw) or an int.
+    strides: (sh, sw) or an int.
+    padding: 'SAME', 'VALID', an int, or ((lo, hi), (lo, hi)).
+    use_bias: whether to add a bias.
+    implementation: 'auto' (matmul on CPU, XLA's convolution elsewhere),
+      'matmul' or 'xla'.
+  """
+
+  features: int
+  kernel_size: Union[int, Sequence[int]] = (3, 3)
+  strides: Union[int, Sequence[int]] = 1
+  padding: PaddingLike = 'SAME'
+  use_bias: bool = True
+  dtype: Optional[Any] = None
+  param_dtype: Any = jnp.float32
+  precision: Any = None
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros_init()
+  implementation: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    _check_input(x, 'Conv')
+    ks = _pair(self.kernel_size, 'kernel_size')
+    strides = _pair(self.strides, 'strides')
+    kernel = self.param('kernel', self.kernel_init,
+                        ks + (x.shape[-1], self.features), self.param_dtype)
+    bias = (self.param('bias', self.bias_init, (self.features,),
+                       self.param_dtype) if self.use_bias else None)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
+                                              dtype=self.dtype)
+    pads = conv_padding(self.padding, x.shape[1:3], ks, strides)
+    if _use_matmul(self.implementation):
+      y = conv2d(x, kernel, strides, pads, self.precision)
+    else:
+      y = lax.conv_general_dilated(x, kernel, strides, pads,
+                                   dimension_numbers=DIMENSION_NUMBERS,
+                                   precision=self.precision)
+    if bias is not None:
+      y = y + bias
+    return y
+
+
+class ConvTranspose(nn.Module):
+  """`flax.linen.ConvTranspose` (2-D, NHWC, `transpose_kernel=False`) computed
+  as one matmul and strided placements on CPU.
+
+  Parameters `kernel` (kh, kw, C, features) and `bias` (features,), with
+  flax's default initialisers. For a 4x4 stride-2 'SAME' layer the output is
+  (2H, 2W), as in flax.
+
+  Attributes:
+    features: output channels O.
+    kernel_size: (kh, kw) or an int.
+    strides: (sh, sw) or an int.
+    padding: 'SAME', 'VALID', an int, or ((lo, hi), (lo, hi)) (pads of the
+      dilated convolution, as flax passes them to `lax.conv_transpose`).
+    use_bias: whether to add a bias.
+    implementation: 'auto' (matmul on CPU, XLA's convolution elsewhere),
+      'matmul' or 'xla'.
+  """
+
+  features: int
+  kernel_size: Union[int, Sequence[int]] = (3, 3)
+  strides: Union[int, Sequence[int]] = 1
+  padding: PaddingLike = 'SAME'
+  use_bias: bool = True
+  dtype: Optional[Any] = None
+  param_dtype: Any = jnp.float32
+  precision: Any = None
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros_init()
+  implementation: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    _check_input(x, 'ConvTranspose')
+    ks = _pair(self.kernel_size, 'kernel_size')
+    strides = _pair(self.strides, 'strides')
+    kernel = self.param('kernel', self.kernel_init,
+                        ks + (x.shape[-1], self.features), self.param_dtype)
+    bias = (self.param('bias', self.bias_init, (self.features,),
+                       self.param_dtype) if self.use_bias else None)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
+                                              dtype=self.dtype)
+    pads = conv_transpose_padding(self.padding, ks, strides)
+    if _use_matmul(self.implementation):
+      y = conv2d_transpose(x, kernel, strides, pads, self.precision)
+    else:
+      y = lax.conv_transpose(x, kernel, strides, pads,
+                             dimension_numbers=DIMENSION_NUMBERS,
+                             precision=self.precision)
+    if bias is not None:
+      y = y + bias
+    return y
+
+
+def spectral_norm(layer: nn.Module, enabled: bool = True, n_steps: int = 1
+                  ) -> Callable[[Array, bool], Array]:
+  """`layer` as f(x, train), spectrally normalised when `enabled`.
+
+  Spectral normalisation (Miyato et al. 2018) divides the layer's kernel,
+  reshaped to the matrix W of shape (prod(kernel.shape[:-1]), out), by its
+  largest singular value sigma(W), estimated by power iteration:
+
+      v <- normalise(u W^T),   u <- normalise(v W),   sigma = v W u^T,
+
+  with u carried between calls in the 'batch_stats' collection and updated
+  when `train` is True (`flax.linen.SpectralNorm`; u and v are constants of
+  the gradient). The normalised layer is then 1-Lipschitz in the spectral
+  norm, up to the power-iteration error. Apply with
+  `mutable=['batch_stats']` when `train` is True.
+  """
+  if not enabled:
+    return lambda x, train: layer(x)
+  wrapped = nn.SpectralNorm(layer, n_steps=n_steps)
+  return lambda x, train: wrapped(x, update_stats=train)
+
+
+__all__ = ['Conv', 'ConvTranspose', 'conv2d', 'conv2d_transpose',
+           'conv_padding', 'conv_transpose_padding', 'spectral_norm',
+           'IMPLEMENTATIONS', 'PATCHES_LIMIT']

@@ -1,0 +1,151 @@
+"""The CIFAR-10 ResNet GAN of Miyato et al. 2018 (SN-GAN, Appendix B.4).
+
+G (32x32x3): z (128) -> dense -> 4x4x256 -> 3 up-sampling residual blocks of
+256 channels (4 -> 8 -> 16 -> 32) -> BN, ReLU -> 3x3 convolution to 3
+channels -> tanh.
+
+    G block:  h = conv3x3(ReLU(BN(conv3x3(up(ReLU(BN(x)))))))
+              shortcut = conv1x1(up(x));        out = h + shortcut
+
+D: 4 residual blocks of 128 channels with spectral norm on every layer:
+an optimised first block and a second block that both down-sample
+(32 -> 16 -> 8), two blocks without down-sampling, then ReLU, global sum
+pooling over space and a spectrally normalised dense layer to one output.
+
+    optimised block: h = avgpool(conv3x3(ReLU(conv3x3(x))))
+                     shortcut = conv1x1(avgpool(x))
+    D block:         h = conv3x3(ReLU(conv3x3(ReLU(x)))), then avgpool if
+                     down-sampling
+                     shortcut = avgpool(conv1x1(x)) if down-sampling (or the
+                     channels change), else x
+
+up is 2x nearest-neighbour up-sampling and avgpool 2x2 average pooling.
+Initialisation as in the authors' code: Glorot uniform with gain sqrt(2) for
+the 3x3 convolutions of the residual paths, gain 1 for shortcuts, dense
+layers and G's last convolution.
+
+Parameters ('params'): G 4,276,739, D 1,053,825 (`tests/image_models_test.py`
+counts them layer by layer). Batch-norm statistics and spectral-norm vectors
+live in 'batch_stats'.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gan_jax import layers as fast_layers
+
+RESIDUAL_INIT = nn.initializers.variance_scaling(2.0, 'fan_avg', 'uniform')
+GLOROT = nn.initializers.xavier_uniform()
+
+
+def upsample(x: jax.Array) -> jax.Array:
+  """2x nearest-neighbour up-sampling of NHWC x."""
+  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def avgpool(x: jax.Array) -> jax.Array:
+  """2x2 average pooling with stride 2 of NHWC x."""
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def _conv(features: int, size: int, init: Callable, implementation: str):
+  return fast_layers.Conv(features, (size, size), 1, 'SAME',
+                          kernel_init=init, implementation=implementation)
+
+
+class GeneratorBlock(nn.Module):
+  """Up-sampling residual block with batch norm."""
+
+  features: int
+  implementation: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
+    h = upsample(nn.relu(bn()(x)))
+    h = _conv(self.features, 3, RESIDUAL_INIT, self.implementation)(h)
+    h = nn.relu(bn()(h))
+    h = _conv(self.features, 3, RESIDUAL_INIT, self.implementation)(h)
+    shortcut = _conv(self.features, 1, GLOROT, self.implementation)(upsample(x))
+    return h + shortcut
+
+
+class Generator(nn.Module):
+  """G(z): 4x4x256 -> three up-sampling blocks -> 32x32x3 in (-1, 1)."""
+
+  features: int = 256
+  channels: int = 3
+  implementation: str = 'auto'
+
+  @nn.compact
+  def __call__(self, z_BxZ: jax.Array, train: bool = True) -> jax.Array:
+    h = nn.Dense(4 * 4 * self.features, kernel_init=GLOROT)(z_BxZ)
+    h = h.reshape(z_BxZ.shape[0], 4, 4, self.features)
+    for _ in range(3):
+      h = GeneratorBlock(self.features, self.implementation)(h, train)
+    h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
+    return jnp.tanh(_conv(self.channels, 3, GLOROT, self.implementation)(h))
+
+
+class OptimizedBlock(nn.Module):
+  """D's first block: conv, ReLU, conv, avgpool; shortcut avgpool, conv1x1."""
+
+  features: int
+  implementation: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    sn = fast_layers.spectral_norm
+    h = sn(_conv(self.features, 3, RESIDUAL_INIT, self.implementation))(x, train)
+    h = sn(_conv(self.features, 3, RESIDUAL_INIT, self.implementation))(
+        nn.relu(h), train)
+    shortcut = sn(_conv(self.features, 1, GLOROT, self.implementation))(
+        avgpool(x), train)
+    return avgpool(h) + shortcut
+
+
+class DiscriminatorBlock(nn.Module):
+  """D's residual block: ReLU, conv, ReLU, conv, [avgpool]; learned shortcut
+  when it down-samples or changes the channels."""
+
+  features: int
+  downsample: bool
+  implementation: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    sn = fast_layers.spectral_norm
+    h = sn(_conv(self.features, 3, RESIDUAL_INIT, self.implementation))(
+        nn.relu(x), train)
+    h = sn(_conv(self.features, 3, RESIDUAL_INIT, self.implementation))(
+        nn.relu(h), train)
+    shortcut = x
+    if self.downsample or x.shape[-1] != self.features:
+      shortcut = sn(_conv(self.features, 1, GLOROT, self.implementation))(
+          x, train)
+    if self.downsample:
+      h, shortcut = avgpool(h), avgpool(shortcut)
+    return h + shortcut
+
+
+class Discriminator(nn.Module):
+  """D(x): spectrally normalised ResNet, one raw output per image, shape (B,)."""
+
+  features: int = 128
+  implementation: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC: jax.Array, train: bool = True) -> jax.Array:
+    h = OptimizedBlock(self.features, self.implementation)(x_BxHxWxC, train)
+    h = DiscriminatorBlock(self.features, True, self.implementation)(h, train)
+    h = DiscriminatorBlock(self.features, False, self.implementation)(h, train)
+    h = DiscriminatorBlock(self.features, False, self.implementation)(h, train)
+    h = jnp.sum(nn.relu(h), axis=(1, 2))
+    dense = fast_layers.spectral_norm(nn.Dense(1, kernel_init=GLOROT))
+    return dense(h, train)[..., 0]

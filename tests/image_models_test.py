@@ -1,0 +1,181 @@
+"""DCGAN and SN-GAN ResNet: shapes, parameter counts, spectral norm vs SVD."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax.models import dcgan
+from gan_jax.models import sngan_resnet
+
+Z = 16
+
+
+def num_params(tree) -> int:
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def kernel_shapes(params) -> list[tuple[int, ...]]:
+  """Kernel shapes in layer order (flattened tree paths sort by name)."""
+  leaves = jax.tree_util.tree_leaves_with_path(params)
+  return [tuple(v.shape) for path, v in leaves
+          if jax.tree_util.keystr(path).endswith("['kernel']")]
+
+
+class DcganTest(parameterized.TestCase):
+
+  @parameterized.parameters((16, 1, 2), (28, 1, 2), (32, 3, 3), (64, 3, 4))
+  def test_shapes_and_channels(self, size, channels, n):
+    """n up-samplings from size / 2^n; channels 64 2^(n-1), ..., 64, C in G
+    and 64, ..., 64 2^(n-1) in D."""
+    self.assertEqual(dcgan.num_upsamplings(size), n)
+    g = dcgan.Generator((size, size, channels), batch_norm=True)
+    d = dcgan.Discriminator(spectral_norm=True)
+    z = jnp.zeros((2, Z))
+    g_vars = g.init(jax.random.PRNGKey(0), z)
+    x, _ = g.apply(g_vars, z, mutable=['batch_stats'])
+    self.assertEqual(x.shape, (2, size, size, channels))
+    d_vars = d.init(jax.random.PRNGKey(1), x)
+    out, _ = d.apply(d_vars, x, mutable=['batch_stats'])
+    self.assertEqual(out.shape, (2,))
+    s0 = size // 2 ** n
+    g_channels = [64 * 2 ** (n - 1 - i) for i in range(n)]
+    self.assertEqual(
+        kernel_shapes(g_vars['params']),
+        [(4, 4, g_channels[i], g_channels[i + 1]) for i in range(n - 1)]
+        + [(4, 4, 64, channels), (Z, s0 * s0 * g_channels[0])])
+    d_channels = [channels] + [64 * 2 ** i for i in range(n)]
+    d_kernels = [(4, 4, d_channels[i], d_channels[i + 1]) for i in range(n)]
+    self.assertEqual(
+        kernel_shapes(d_vars['params']),
+        d_kernels + [(s0 * s0 * d_channels[-1], 1)])
+    # one power-iteration vector per spectrally normalised layer
+    self.assertLen(d_vars['batch_stats'], n + 1)
+
+  def test_bench_architecture(self):
+    g, d = dcgan.bench_models()
+    z = jnp.zeros((2, 100))
+    g_params = g.init(jax.random.PRNGKey(0), z)['params']
+    d_params = d.init(jax.random.PRNGKey(1), jnp.zeros((2, 28, 28, 1)))['params']
+    self.assertEqual(
+        jax.tree.map(jnp.shape, g_params),
+        {'Dense_0': {'kernel': (100, 7 * 7 * 128), 'bias': (7 * 7 * 128,)},
+         'ConvTranspose_0': {'kernel': (4, 4, 128, 64), 'bias': (64,)},
+         'ConvTranspose_1': {'kernel': (4, 4, 64, 1), 'bias': (1,)}})
+    self.assertEqual(
+        jax.tree.map(jnp.shape, d_params),
+        {'Conv_0': {'kernel': (4, 4, 1, 64), 'bias': (64,)},
+         'Conv_1': {'kernel': (4, 4, 64, 128), 'bias': (128,)},
+         'Dense_0': {'kernel': (7 * 7 * 128, 1), 'bias': (1,)}})
+
+  def test_fast_and_flax_layers_are_the_same_function(self):
+    fast_g, fast_d = dcgan.bench_models('fast')
+    flax_g, flax_d = dcgan.bench_models('flax')
+    z = jax.random.normal(jax.random.PRNGKey(2), (3, 100))
+    g_vars = flax_g.init(jax.random.PRNGKey(0), z)
+    for a, b in zip(jax.tree.leaves(fast_g.init(jax.random.PRNGKey(0), z)),
+                    jax.tree.leaves(g_vars)):
+      np.testing.assert_array_equal(a, b)
+    x = flax_g.apply(g_vars, z)
+    np.testing.assert_allclose(fast_g.apply(g_vars, z), x, rtol=1e-5,
+                               atol=1e-6)
+    d_vars = flax_d.init(jax.random.PRNGKey(1), x)
+    np.testing.assert_allclose(fast_d.apply(d_vars, x), flax_d.apply(d_vars, x),
+                               rtol=1e-5, atol=1e-6)
+
+  def test_spectral_norm_gives_unit_top_singular_value(self):
+    d = dcgan.Discriminator(features=8, spectral_norm=True)
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 16, 16, 1))
+    variables = d.init(jax.random.PRNGKey(1), x)
+    step = jax.jit(lambda v: d.apply(v, x, mutable=['batch_stats'])[1])
+    for _ in range(80):
+      variables = {'params': variables['params'], **step(variables)}
+    # the wrapped layers keep their own names: params D/Conv_0/kernel, its
+    # power-iteration state D/SpectralNorm_0/'Conv_0/kernel/{u,sigma}'
+    self.assertEqual(sorted(variables['params']),
+                     ['Conv_0', 'Conv_1', 'Dense_0'])
+    for i, name in enumerate(['Conv_0', 'Conv_1', 'Dense_0']):
+      kernel = np.asarray(variables['params'][name]['kernel'], np.float64)
+      matrix = kernel.reshape(-1, kernel.shape[-1])
+      stats = variables['batch_stats'][f'SpectralNorm_{i}']
+      sigma = float(stats[f'{name}/kernel/sigma'])
+      top = np.linalg.svd(matrix, compute_uv=False)[0]
+      np.testing.assert_allclose(sigma, top, rtol=1e-3, err_msg=name)
+      np.testing.assert_allclose(
+          np.linalg.svd(matrix / sigma, compute_uv=False)[0], 1.0, rtol=1e-3,
+          err_msg=name)
+
+  def test_errors(self):
+    with self.assertRaisesRegex(ValueError,
+                                'dcgan supports image sizes 16, 28, 32, 64; got 24'):
+      dcgan.num_upsamplings(24)
+    with self.assertRaisesRegex(ValueError,
+                                "unknown layers 'torch'; valid layers: fast, flax"):
+      dcgan.conv_classes('torch')
+
+
+def sngan_generator_params() -> int:
+  """Miyato et al.'s CIFAR-10 G, layer by layer (with biases, BN scale+bias)."""
+  z, c = 128, 256
+  dense = z * 4 * 4 * c + 4 * 4 * c
+  conv3 = 9 * c * c + c
+  block = 2 * (2 * c) + 2 * conv3 + (c * c + c)  # 2 BN, 2 conv3x3, 1x1 shortcut
+  final = 2 * c + (9 * c * 3 + 3)  # BN, conv3x3 -> 3
+  return dense + 3 * block + final
+
+
+def sngan_discriminator_params() -> int:
+  c = 128
+  conv3 = 9 * c * c + c
+  sc = c * c + c
+  optimized = (9 * 3 * c + c) + conv3 + (3 * c + c)
+  down = 2 * conv3 + sc
+  plain = 2 * conv3
+  return optimized + down + 2 * plain + (c + 1)
+
+
+class SnganResnetTest(absltest.TestCase):
+
+  def test_parameter_counts(self):
+    g, d = sngan_resnet.Generator(), sngan_resnet.Discriminator()
+    g_vars = jax.eval_shape(g.init, jax.random.PRNGKey(0), jnp.zeros((1, 128)))
+    d_vars = jax.eval_shape(d.init, jax.random.PRNGKey(0),
+                            jnp.zeros((1, 32, 32, 3)))
+    self.assertEqual(num_params(g_vars['params']), sngan_generator_params())
+    self.assertEqual(num_params(g_vars['params']), 4_276_739)
+    self.assertEqual(num_params(d_vars['params']), sngan_discriminator_params())
+    self.assertEqual(num_params(d_vars['params']), 1_053_825)
+    # every D layer is spectrally normalised: 3 + 3 + 2 + 2 convolutions, 1 dense
+    sn_vectors = [k for k in jax.tree_util.tree_leaves_with_path(
+        d_vars['batch_stats']) if jax.tree_util.keystr(k[0]).endswith("/u']")]
+    self.assertLen(sn_vectors, 11)
+
+  def test_shapes(self):
+    g = sngan_resnet.Generator(features=16)
+    d = sngan_resnet.Discriminator(features=8)
+    z = jax.random.normal(jax.random.PRNGKey(0), (2, 128))
+    g_vars = g.init(jax.random.PRNGKey(1), z)
+    x, _ = g.apply(g_vars, z, mutable=['batch_stats'])
+    self.assertEqual(x.shape, (2, 32, 32, 3))
+    self.assertLessEqual(float(jnp.max(jnp.abs(x))), 1.0)
+    d_vars = d.init(jax.random.PRNGKey(2), x)
+    out, _ = d.apply(d_vars, x, mutable=['batch_stats'])
+    self.assertEqual(out.shape, (2,))
+    x_eval = g.apply(g_vars, z, train=False)
+    self.assertEqual(x_eval.shape, (2, 32, 32, 3))
+
+  def test_resampling(self):
+    x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    np.testing.assert_array_equal(
+        sngan_resnet.avgpool(x)[0, ..., 0],
+        [[(0 + 1 + 4 + 5) / 4, (2 + 3 + 6 + 7) / 4],
+         [(8 + 9 + 12 + 13) / 4, (10 + 11 + 14 + 15) / 4]])
+    up = sngan_resnet.upsample(x)
+    self.assertEqual(up.shape, (1, 8, 8, 1))
+    np.testing.assert_array_equal(up[0, ::2, ::2, 0], x[0, ..., 0])
+    np.testing.assert_array_equal(up[0, 1::2, 1::2, 0], x[0, ..., 0])
+
+
+if __name__ == '__main__':
+  absltest.main()

@@ -5,7 +5,7 @@
 
 The source is the PyTorch state dict that pytorch-fid uses for FID
 (released as https://github.com/mseitzer/pytorch-fid/releases/download/
-fid_weights/pt_inception-2015-12-05-6726825d.pth, 91.2 MB; ported from
+fid_weights/pt_inception-2015-12-05-6726825d.pth; ported from
 TensorFlow's inception-2015-12-05.tgz). Obtain it yourself; this script
 reads a local file only. As in torch.hub's naming, the 8 hex digits in the
 file name are the start of the file's SHA-256; the script refuses a source

@@ -12,8 +12,9 @@ mean and covariance (float64). Files live in `cache_dir`, by default
 atomically, so concurrent evaluations never read a partial file.
 
 Splits:
-  digits  scikit-learn's 1,797 8x8 digits, scaled to [-1, 1] and resized to
-          16x16 (bilinear); a fixed permutation (numpy default_rng(0)) puts
+  digits  scikit-learn's 1,797 8x8 digits as gan_jax.data.images.digits
+          gives them to the GANs (v / 8 - 1, bilinear to 16x16); a fixed
+          permutation (numpy default_rng(0)) puts
           360 images in 'test' and 1,437 in 'train'; 'all' is both.
   mnist   TFDS 'train' (60,000) and 'test' (10,000), [-1, 1], 28x28x1; needs
           tensorflow_datasets with MNIST already prepared (nothing is
@@ -65,19 +66,19 @@ def digits_split_indices() -> dict[str, np.ndarray]:
 def digits(split: str = 'train',
            size: int = DIGITS_SIZE) -> tuple[np.ndarray, np.ndarray]:
   """Digits images (n, size, size, 1) float32 in [-1, 1] and labels (n,)."""
-  import jax  # pylint: disable=g-import-not-at-top
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  from gan_jax.data import images as images_lib  # pylint: disable=g-import-not-at-top
   if split not in splits('digits'):
     raise ReferenceError(f'unknown digits split {split!r}; valid: '
                          f'{", ".join(splits("digits"))}')
-  bunch = datasets.load_digits()
   idx = digits_split_indices()[split]
-  images = bunch.images[idx].astype(np.float32) / 8.0 - 1.0
-  images = images[..., None]
-  if size != 8:
-    images = np.asarray(jax.image.resize(
-        images, (len(images), size, size, 1), 'bilinear'), np.float32)
-  return images, bunch.target[idx].astype(np.int32)
+  # The pixels the GANs train on (gan_jax.data.images.digits), in
+  # load_digits order, so the reference is exactly the training data.
+  if size == 8:
+    images = datasets.load_digits().images.astype(np.float32)[..., None] / 8 - 1
+  else:
+    images = np.asarray(images_lib.digits(size).images, np.float32)
+  return images[idx], datasets.load_digits().target[idx].astype(np.int32)
 
 
 def mnist(split: str = 'train') -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,150 @@
+"""DCGAN-MNIST training throughput: flax's convolutions against gan_jax.layers.
+
+Architecture (`gan_jax.models.dcgan.bench_models`, batch 64, z 100, Adam
+2e-4/0.5/0.999, non-saturating loss, one D step then one G step, no
+normalisation): G dense -> 7x7x128, ReLU, transposed conv 4x4/2 -> 64, ReLU,
+transposed conv 4x4/2 -> 1, tanh; D conv 4x4/2 -> 64, leaky ReLU 0.2,
+conv 4x4/2 -> 128, leaky ReLU 0.2, dense -> 1. Real images are scikit-learn's
+digits resized to 28x28, held on the device and drawn inside the step.
+
+    python bench/dcgan_throughput.py [--steps=20] [--repeats=3]
+
+For each layer implementation it prints the FLOPs of one training step (XLA's
+cost analysis of the compiled step), steps/s inside the `lax.scan` loop of
+`gan_jax.loop` and in a Python loop of jitted steps (best of `--repeats`), and
+the achieved rate as a percentage of the measured float32 matmul rate (best
+of jnp.dot 2048^3). Two FLOP counts are used: the flax step's (it counts the
+multiplications by the zeros that dilate a transposed convolution's input,
+the issue's "about 9.1 GFLOP") and each step's own count (the arithmetic it
+actually does). The machine may be shared: best-of-N removes most, not all,
+of the interference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax import loop
+from gan_jax import losses
+from gan_jax.data import images
+from gan_jax.game import Game
+from gan_jax.models import dcgan
+from gan_jax.state import init_state
+from gan_jax.steps import Steps
+
+BATCH = 64
+Z_DIM = 100
+
+
+def build(layers: str, data: images.InMemoryImages):
+  g, d = dcgan.bench_models(layers)
+  game = Game(g, d, losses.get('non_saturating'))
+  opt = optax.adam(2e-4, b1=0.5, b2=0.999)
+  steps = Steps(game=game, g_opt=opt, d_opt=opt, sample_data=data.sample,
+                batch_size=BATCH, z_dim=Z_DIM)
+  state = init_state(game, opt, opt, jax.random.PRNGKey(0), Z_DIM, data.shape)
+  return steps, state
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+  """Best-of float32 matmul rate (GFLOP/s) of an n x n x n product."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+  f = jax.jit(jnp.dot)
+  f(a, b).block_until_ready()
+  best = float('inf')
+  for _ in range(repeats):
+    start = time.perf_counter()
+    f(a, b).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n**3 / best / 1e9
+
+
+def step_flops(steps: Steps, state) -> float:
+  """FLOPs of one compiled training step, from XLA's cost analysis."""
+  analysis = jax.jit(steps.train_step).lower(state).compile().cost_analysis()
+  if isinstance(analysis, list):
+    analysis = analysis[0]
+  return float(analysis['flops'])
+
+
+def fresh(state):
+  """A copy of the state (the loops donate theirs)."""
+  return jax.tree.map(jnp.copy, state)
+
+
+def scan_rate(steps: Steps, state, num_steps: int, repeats: int) -> float:
+  state = fresh(state)
+  runner = loop.ChunkRunner(steps.train_step)
+  state, _ = runner(state, num_steps)  # compiles, warms up
+  best = 0.0
+  for _ in range(repeats):
+    start = time.perf_counter()
+    state, metrics = runner(state, num_steps)
+    jax.block_until_ready(metrics)
+    best = max(best, num_steps / (time.perf_counter() - start))
+  return best
+
+
+def python_loop_rate(steps: Steps, state, num_steps: int, repeats: int
+                     ) -> float:
+  step_fn = jax.jit(steps.train_step, donate_argnums=0)
+  state = fresh(state)
+  state, metrics = step_fn(state)
+  jax.block_until_ready(metrics)
+  best = 0.0
+  for _ in range(repeats):
+    start = time.perf_counter()
+    for _ in range(num_steps):
+      state, metrics = step_fn(state)
+    jax.block_until_ready(metrics)
+    best = max(best, num_steps / (time.perf_counter() - start))
+  return best
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--steps', type=int, default=20)
+  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--layers', default='flax,fast',
+                      help='comma-separated subset of: flax, fast')
+  args = parser.parse_args()
+  data = images.digits(28)
+  built = {name: build(name, data) for name in args.layers.split(',')}
+  flops = {name: step_flops(*built[name]) for name in built}
+  peak = matmul_gflops()
+  rows = []
+  for name, (steps, state) in built.items():
+    rows.append((name, 'lax.scan chunk',
+                 scan_rate(steps, state, args.steps, args.repeats)))
+    rows.append((name, 'python loop of jit steps',
+                 python_loop_rate(steps, state, args.steps, args.repeats)))
+  peak = max(peak, matmul_gflops())  # best of before and after the runs
+  nominal = flops.get('flax')
+  print(f'device: {jax.devices()[0].device_kind} x{jax.device_count()}  '
+        f'jax {jax.__version__}; batch {BATCH}, z {Z_DIM}; best of '
+        f'{args.repeats} x {args.steps} steps')
+  print(f'measured f32 matmul rate (best of jnp.dot 2048^3): {peak:.1f} GFLOP/s')
+  for name, f in flops.items():
+    print(f'FLOPs per training step, {name} layers (XLA cost analysis): '
+          f'{f / 1e9:.2f} GFLOP')
+  print()
+  print(f'| {"layers":<6} | {"loop":<24} | {"steps/s":>8} | '
+        f'{"GFLOP/s (own)":>13} | {"% matmul (own)":>14} | '
+        f'{"% matmul (flax FLOPs)":>21} |')
+  print(f'|{"-" * 8}|{"-" * 26}|{"-" * 10}|{"-" * 15}|{"-" * 16}|{"-" * 23}|')
+  for name, label, rate in rows:
+    own = rate * flops[name] / 1e9
+    nominal_pct = (f'{100 * rate * nominal / 1e9 / peak:20.1f}%'
+                   if nominal else f'{"n/a":>21}')
+    print(f'| {name:<6} | {label:<24} | {rate:8.2f} | {own:13.1f} '
+          f'| {100 * own / peak:13.1f}% | {nominal_pct} |')
+
+
+if __name__ == '__main__':
+  main()

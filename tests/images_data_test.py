@@ -77,6 +77,9 @@ class DigitsTest(absltest.TestCase):
                              np.asarray(self.data.images)))
     self.assertFalse(np.array_equal(np.asarray(scanned[0]),
                                     np.asarray(scanned[1])))
+    passed = jax.jit(lambda im, k: self.data.sample_from(im, k, 5))(
+        self.data.images, keys[1])
+    np.testing.assert_array_equal(np.asarray(passed), np.asarray(scanned[1]))
 
 
 class InMemoryUint8Test(absltest.TestCase):

@@ -111,10 +111,16 @@ class InMemoryImages:
     """n images drawn uniformly with replacement, (n, H, W, C) float32.
 
     Pure and jit/scan-safe: the indices come from `key`, the gather runs on
-    the device.
+    the device. Inside `jax.jit` the closed-over `images` become a constant
+    of the compiled program; for large sets pass them as an argument with
+    `sample_from` instead.
     """
-    idx = jax.random.randint(key, (n,), 0, self.images.shape[0])
-    return self.as_float(jnp.take(self.images, idx, axis=0))
+    return self.sample_from(self.images, key, n)
+
+  def sample_from(self, images: Array, key: Array, n: int) -> Array:
+    """`sample` with the image array passed in (e.g. as a jit argument)."""
+    idx = jax.random.randint(key, (n,), 0, images.shape[0])
+    return self.as_float(jnp.take(images, idx, axis=0))
 
 
 def digits(size: int = 16, mode: str = 'resize') -> InMemoryImages:

@@ -48,8 +48,10 @@ import orbax.checkpoint as ocp
 from gan_jax.config import Config, ConfigError
 
 # Fields that may differ between a checkpoint's run and the run resuming it:
-# the run length, and where/how the process runs (not what it computes).
-RESUMABLE_CHANGES = ('num_steps', 'workdir', 'multihost')
+# the run length, where/how the process runs and what it only observes
+# (evaluations, pictures), never what it computes.
+RESUMABLE_CHANGES = ('num_steps', 'workdir', 'multihost', 'data_dir',
+                     'eval_every', 'eval_metrics', 'image_every')
 
 
 def directory(workdir: str) -> str:

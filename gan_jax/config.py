@@ -19,6 +19,7 @@ from absl import flags
 from gan_jax import data as data_lib
 from gan_jax import losses as losses_lib
 from gan_jax import models as models_lib
+from gan_jax import regularizers
 from gan_jax import steps as steps_lib
 
 
@@ -55,6 +56,17 @@ class Config:
   multihost: bool = False
   eval_every: int = 0
   eval_metrics: tuple[str, ...] = ('fid', 'kid', 'pr')
+  data_dir: str = ''
+  stream_data: bool = False
+  g_features: int = 0
+  d_features: int = 0
+  g_batch_norm: bool = False
+  d_spectral_norm: bool = False
+  g_ema_decay: float = 0.0
+  reg: str = 'none'
+  reg_weight: float = 0.0
+  reg_every: int = 1
+  image_every: int = 0
 
   def replace(self, **changes: Any) -> 'Config':
     return dataclasses.replace(self, **changes)
@@ -105,6 +117,8 @@ def validate(config: Config) -> Config:
                       f'(--update={config.update} moves both players once per '
                       'step)')
   _check_positive('consensus_weight', config.consensus_weight)
+  _check_images(config)
+  _check_regularization(config)
   if config.seed < 0:
     raise ConfigError(f'--seed={config.seed} must be >= 0')
   _check_checkpointing(config)
@@ -132,6 +146,52 @@ def _check_evaluation(config: Config) -> None:
                       f'{config.dataset} samples (compared as they are) do '
                       f'not have; valid for it: '
                       f'{", ".join(m for m in evaluation.METRICS if m != "is")}')
+
+
+def regularizer_names() -> list[str]:
+  """Valid values of --reg: 'none' and every registered gradient penalty."""
+  return ['none'] + regularizers.names()
+
+
+def _check_images(config: Config) -> None:
+  shape = data_lib.SHAPES[config.dataset]
+  if config.stream_data and config.dataset not in data_lib.TFDS_NAMES:
+    raise ConfigError(f'--stream_data applies to TFDS sets only: '
+                      f'{", ".join(data_lib.TFDS_NAMES)} '
+                      f'(--dataset={config.dataset} is sampled on the device)')
+  if not models_lib.compatible(config.model, shape):
+    valid = [m for m in models_lib.names() if models_lib.compatible(m, shape)]
+    raise ConfigError(
+        f'--model={config.model} cannot train on --dataset={config.dataset} '
+        f'(samples of shape {shape}); valid models for it: {", ".join(valid)}')
+  for name in ('g_features', 'd_features'):
+    if getattr(config, name) < 0:
+      raise ConfigError(f'--{name}={getattr(config, name)} must be positive, '
+                        "or 0 for the model's default width")
+  if config.g_batch_norm and config.model != 'dcgan':
+    raise ConfigError(f'--g_batch_norm applies to --model=dcgan only '
+                      f'(--model={config.model})')
+  if config.d_spectral_norm and config.model != 'dcgan':
+    raise ConfigError(f'--d_spectral_norm applies to --model=dcgan only '
+                      '(sngan_resnet always normalises, mlp never)')
+  if not 0.0 <= config.g_ema_decay < 1.0:
+    raise ConfigError(f'--g_ema_decay={config.g_ema_decay} must lie in '
+                      '[0, 1) (0 keeps no average)')
+  if config.image_every < 0 or config.image_every % config.log_every:
+    raise ConfigError(
+        f'--image_every={config.image_every} must be a multiple of '
+        f'--log_every={config.log_every} (grids land on chunk boundaries), or '
+        '0 for the final grid only')
+
+
+def _check_regularization(config: Config) -> None:
+  _check_name('reg', config.reg, regularizer_names())
+  if config.reg_weight < 0:
+    raise ConfigError(f'--reg_weight={config.reg_weight} must be >= 0')
+  if config.reg != 'none' and config.reg_weight == 0:
+    raise ConfigError(f'--reg={config.reg} needs a positive --reg_weight')
+  if config.reg_every < 1:
+    raise ConfigError(f'--reg_every={config.reg_every} must be at least 1')
 
 
 def checkpoint_interval(config: Config) -> int:
@@ -247,6 +307,38 @@ def define_flags() -> None:
   flags.DEFINE_string('eval_metrics', ','.join(d.eval_metrics),
                       'Comma-separated metrics for --eval_every and '
                       'gan_jax.evaluate: fid, kid, is, pr, dc.')
+  flags.DEFINE_string('data_dir', d.data_dir,
+                      'A prepared TFDS directory for mnist, fashion_mnist, '
+                      'cifar10, celeb_a (default: ~/tensorflow_datasets).')
+  flags.DEFINE_bool('stream_data', d.stream_data,
+                    'Stream a TFDS set from the host in prefetched chunks even '
+                    'if it fits in device memory (sets over 1 GiB always '
+                    'stream).')
+  flags.DEFINE_integer('g_features', d.g_features,
+                       "Generator width of image models; 0 = the model's "
+                       'default.')
+  flags.DEFINE_integer('d_features', d.d_features,
+                       "Discriminator width of image models; 0 = the model's "
+                       'default.')
+  flags.DEFINE_bool('g_batch_norm', d.g_batch_norm,
+                    'Batch norm in the DCGAN generator.')
+  flags.DEFINE_bool('d_spectral_norm', d.d_spectral_norm,
+                    'Spectral norm on every DCGAN discriminator layer.')
+  flags.DEFINE_float('g_ema_decay', d.g_ema_decay,
+                     'Decay of the moving average of G\'s parameters used for '
+                     'samples and evaluation; 0 = none.')
+  flags.DEFINE_string('reg', d.reg,
+                      'Gradient penalty on D: '
+                      f'{", ".join(regularizer_names())}.')
+  flags.DEFINE_float('reg_weight', d.reg_weight,
+                     'Weight of --reg (gamma of R1/R2, lambda of WGAN-GP).')
+  flags.DEFINE_integer('reg_every', d.reg_every,
+                       'Apply --reg every k steps with weight k x --reg_weight '
+                       '(lazy regularisation); 1 = every step.')
+  flags.DEFINE_integer('image_every', d.image_every,
+                       'Steps between sample grids (images) or scatter plots '
+                       '(toys) in samples_STEP.png, a multiple of '
+                       '--log_every; 0 = only the final samples.png.')
 
 
 def from_flags(flag_values=None) -> Config:
@@ -265,5 +357,9 @@ def from_flags(flag_values=None) -> Config:
       keep_checkpoints=f.keep_checkpoints, multihost=f.multihost,
       eval_every=f.eval_every,
       eval_metrics=tuple(m.strip() for m in f.eval_metrics.split(',')
-                         if m.strip()))
+                         if m.strip()),
+      data_dir=f.data_dir, stream_data=f.stream_data, g_features=f.g_features, d_features=f.d_features,
+      g_batch_norm=f.g_batch_norm, d_spectral_norm=f.d_spectral_norm,
+      g_ema_decay=f.g_ema_decay, reg=f.reg, reg_weight=f.reg_weight,
+      reg_every=f.reg_every, image_every=f.image_every)
   return validate(config)

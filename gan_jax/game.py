@@ -19,6 +19,20 @@ For a fixed G the maximiser of V over all functions D is
 D*(x) = p_data(x) / (p_data(x) + p_g(x)), at which
 V(D*, G) = -log 4 + 2 JSD(p_data || p_g) (Goodfellow et al. 2014, Thm. 1);
 `tests/game_test.py` checks both.
+
+Models with state beyond their parameters (batch-norm running statistics,
+spectral-norm power-iteration vectors: every Flax collection but 'params')
+carry it next to the parameters, as `g_state` / `d_state` dicts of those
+collections (empty for stateless models). Each objective says which player
+runs in training mode and which state it returns:
+
+* `d_objective`: D in training mode (spectral-norm vectors advance; the new
+  `d_state` is returned); G in training mode for its forward pass (batch norm
+  normalises with the batch's statistics) but G's running statistics are not
+  kept: G is held fixed during D's step, state included.
+* `g_objective`: G in training mode (its new `g_state` is returned); D in
+  inference mode with its current state (a G step changes nothing of D).
+* `value`, `generate`, `discriminate`: inference mode unless asked otherwise.
 """
 
 from __future__ import annotations
@@ -34,6 +48,22 @@ from gan_jax.losses import Loss
 
 Array = jax.Array
 Params = dict
+State = dict
+
+
+def apply_module(module: nn.Module, params: Params, state: Optional[State],
+                 x: Array, train: bool) -> tuple[Array, Optional[State]]:
+  """`module(x, train=train)` with `params` and the collections in `state`.
+
+  Returns (output, state'): in training mode a stateful module's collections
+  are mutable and state' holds their new values; otherwise state' is `state`.
+  """
+  variables = {'params': params, **(state or {})}
+  if train and state:
+    out, new_state = module.apply(variables, x, train=True,
+                                  mutable=list(state))
+    return out, dict(new_state)
+  return module.apply(variables, x, train=train), state
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -41,8 +71,9 @@ class Game:
   """A generator, a discriminator and the loss that pits them against each other.
 
   Attributes:
-    generator: Linen module, `G(z_BxZ) -> x_Bx...`.
-    discriminator: Linen module, `D(x_Bx...) -> out_B` (logits or critic values).
+    generator: Linen module, `G(z_BxZ, train) -> x_Bx...`.
+    discriminator: Linen module, `D(x_Bx..., train) -> out_B` (logits or
+      critic values).
     loss: the `Loss` giving V and the two players' objectives.
   """
 
@@ -50,50 +81,79 @@ class Game:
   discriminator: nn.Module
   loss: Loss
 
-  def generate(self, g_params: Params, z: Array) -> Array:
+  def generate(self, g_params: Params, z: Array,
+               g_state: Optional[State] = None, train: bool = False) -> Array:
     """G(z): generator samples for latents z."""
-    return self.generator.apply({'params': g_params}, z)
+    return apply_module(self.generator, g_params, g_state, z, train)[0]
 
-  def discriminate(self, d_params: Params, x: Array) -> Array:
+  def discriminate(self, d_params: Params, x: Array,
+                   d_state: Optional[State] = None,
+                   train: bool = False) -> Array:
     """D's raw outputs (logits / critic values) on x, shape (B,)."""
-    return self.discriminator.apply({'params': d_params}, x)
+    return apply_module(self.discriminator, d_params, d_state, x, train)[0]
+
+  def _outputs(self, g_params: Params, d_params: Params, batch: Array,
+               z: Array, g_state: Optional[State], d_state: Optional[State],
+               g_train: bool, d_train: bool):
+    fake, new_g_state = apply_module(self.generator, g_params, g_state, z,
+                                     g_train)
+    both, new_d_state = apply_module(
+        self.discriminator, d_params, d_state,
+        jnp.concatenate([batch, fake], axis=0), d_train)
+    n = batch.shape[0]
+    return both[:n], both[n:], new_g_state, new_d_state
 
   def outputs(self, g_params: Params, d_params: Params, batch: Array,
-              z: Array) -> tuple[Array, Array]:
+              z: Array, g_state: Optional[State] = None,
+              d_state: Optional[State] = None) -> tuple[Array, Array]:
     """D's raw outputs on the real batch and on G(z), in one pass of D.
 
     Real and fake samples are concatenated so D runs once on 2B rows (larger,
-    better-shaped matrix products) instead of twice on B rows; D here has no
-    batch-coupled layers, so the outputs are identical.
+    better-shaped matrix products) instead of twice on B rows; D has no
+    batch-coupled layers, so the outputs are identical. (A spectrally
+    normalised D advances its power iteration once per pass, for both.)
     """
-    fake = self.generate(g_params, z)
-    both = self.discriminate(d_params, jnp.concatenate([batch, fake], axis=0))
-    return both[:batch.shape[0]], both[batch.shape[0]:]
+    return self._outputs(g_params, d_params, batch, z, g_state, d_state,
+                         False, False)[:2]
 
   def value(self, g_params: Params, d_params: Params, batch: Array,
-            z: Array) -> Array:
+            z: Array, g_state: Optional[State] = None,
+            d_state: Optional[State] = None) -> Array:
     """V(D, G) estimated on `batch` and `z`: the quantity D ascends."""
-    return self.loss.value(*self.outputs(g_params, d_params, batch, z))
+    return self.loss.value(*self.outputs(g_params, d_params, batch, z,
+                                         g_state, d_state))
 
   def d_objective(self, d_params: Params, g_params: Params, batch: Array,
-                  z: Array) -> tuple[Array, Array]:
-    """D's loss (to minimise) as a function of D's parameters; aux: V."""
-    real_out, fake_out = self.outputs(g_params, d_params, batch, z)
+                  z: Array, g_state: Optional[State] = None,
+                  d_state: Optional[State] = None
+                  ) -> tuple[Array, tuple[Array, Optional[State]]]:
+    """D's loss (to minimise) as a function of D's parameters.
+
+    Returns (d_loss, (V, d_state')), d_state' being D's state after this
+    training-mode pass.
+    """
+    real_out, fake_out, _, new_d_state = self._outputs(
+        g_params, d_params, batch, z, g_state, d_state, True, True)
     return (self.loss.d_loss(real_out, fake_out),
-            self.loss.value(real_out, fake_out))
+            (self.loss.value(real_out, fake_out), new_d_state))
 
   def g_objective(self, g_params: Params, d_params: Params, z: Array,
-                  batch: Optional[Array] = None) -> Array:
+                  batch: Optional[Array] = None,
+                  g_state: Optional[State] = None,
+                  d_state: Optional[State] = None
+                  ) -> tuple[Array, Optional[State]]:
     """G's loss (to minimise) as a function of G's parameters.
 
-    D is only evaluated on the real batch when the loss compares real and fake
-    outputs (`loss.g_needs_real`).
+    Returns (g_loss, g_state'). D is only evaluated on the real batch when the
+    loss compares real and fake outputs (`loss.g_needs_real`).
     """
     if self.loss.g_needs_real:
       if batch is None:
         raise ValueError(f'loss {self.loss.name} needs a real batch in g_step')
-      real_out, fake_out = self.outputs(g_params, d_params, batch, z)
+      real_out, fake_out, new_g_state, _ = self._outputs(
+          g_params, d_params, batch, z, g_state, d_state, True, False)
     else:
-      real_out, fake_out = None, self.discriminate(
-          d_params, self.generate(g_params, z))
-    return self.loss.g_loss(fake_out, real_out)
+      fake, new_g_state = apply_module(self.generator, g_params, g_state, z,
+                                       True)
+      real_out, fake_out = None, self.discriminate(d_params, fake, d_state)
+    return self.loss.g_loss(fake_out, real_out), new_g_state

@@ -41,9 +41,15 @@ class TrainingDiverged(RuntimeError):
   and the player."""
 
 
-def scan_steps(train_step: Callable, state: GANState, num_steps: int):
-  """Runs `num_steps` of `train_step` in one `lax.scan`; per-step metrics stacked."""
-  return jax.lax.scan(lambda s, _: train_step(s), state, None, length=num_steps)
+def scan_steps(train_step: Callable, state: GANState, num_steps: int,
+               xs=None):
+  """Runs `num_steps` of `train_step` in one `lax.scan`; per-step metrics
+  stacked. With `xs` (streamed data, leading axis `num_steps`), step t is
+  `train_step(state, xs[t])`."""
+  if xs is None:
+    return jax.lax.scan(lambda s, _: train_step(s), state, None,
+                        length=num_steps)
+  return jax.lax.scan(train_step, state, xs, length=num_steps)
 
 
 class ChunkRunner:
@@ -60,22 +66,33 @@ class ChunkRunner:
     self._compiled: dict[int, Callable] = {}
     self.compile_seconds = 0.0
 
-  def compiled(self, state: GANState, length: int) -> Callable:
-    if length not in self._compiled:
+  def compiled(self, state: GANState, length: int, xs=None) -> Callable:
+    """The program `(state[, xs]) -> (state, metrics)` for `length` steps."""
+    key = (length, xs is not None)
+    if key not in self._compiled:
       start = time.perf_counter()
       kwargs = {}
       if self._state_sharding is not None:
-        kwargs = dict(in_shardings=(self._state_sharding,),
+        in_shardings = (self._state_sharding,)
+        if xs is not None:
+          in_shardings += (jax.tree.map(lambda x: x.sharding, xs),)
+        kwargs = dict(in_shardings=in_shardings,
                       out_shardings=(self._state_sharding,
                                      self._state_sharding))
-      fn = jax.jit(lambda s: scan_steps(self._train_step, s, length),
-                   donate_argnums=0, **kwargs)
-      self._compiled[length] = fn.lower(state).compile()
+      if xs is None:
+        fn = jax.jit(lambda s: scan_steps(self._train_step, s, length),
+                     donate_argnums=0, **kwargs)
+        self._compiled[key] = fn.lower(state).compile()
+      else:
+        fn = jax.jit(lambda s, x: scan_steps(self._train_step, s, length, x),
+                     donate_argnums=0, **kwargs)
+        self._compiled[key] = fn.lower(state, xs).compile()
       self.compile_seconds += time.perf_counter() - start
-    return self._compiled[length]
+    return self._compiled[key]
 
-  def __call__(self, state: GANState, length: int):
-    return self.compiled(state, length)(state)
+  def __call__(self, state: GANState, length: int, xs=None):
+    program = self.compiled(state, length, xs)
+    return program(state) if xs is None else program(state, xs)
 
 
 def player_of(metric: str) -> str:
@@ -179,7 +196,7 @@ def train(state: GANState, train_step: Callable, num_steps: int,
           on_log: Optional[Callable[[Metrics], None]] = None,
           out=sys.stdout,
           on_chunk: Optional[Callable[[GANState], bool]] = None,
-          state_sharding=None) -> GANState:
+          state_sharding=None, data_chunks=None) -> GANState:
   """Trains from `state.step` to `num_steps` in chunks ending on multiples of
   `log_every`.
 
@@ -189,6 +206,11 @@ def train(state: GANState, train_step: Callable, num_steps: int,
   metric, `steps_per_sec` (measured on the compiled program, so without
   compilation) and `elapsed_sec`; progress goes to `out`; and `on_chunk(state)`
   runs (checkpointing); if it returns True, training stops there.
+
+  `data_chunks`, for data streamed from the host, yields each chunk's real
+  batches (leading axis: the chunk's steps) in order; `train_step` then takes
+  `(state, batches_of_one_step)`. The next chunk is read ahead (see
+  `gan_jax.data.images.Prefetcher`) while this one trains.
   """
   runner = ChunkRunner(train_step, state_sharding)
   progress = Progress(num_steps, out)
@@ -197,9 +219,10 @@ def train(state: GANState, train_step: Callable, num_steps: int,
   try:
     while step < num_steps:
       length = next_chunk(step, num_steps, log_every)
-      program = runner.compiled(state, length)
+      xs = None if data_chunks is None else next(data_chunks)
+      program = runner.compiled(state, length, xs)
       start = time.perf_counter()
-      state, metrics = program(state)
+      state, metrics = program(state) if xs is None else program(state, xs)
       metrics = jax.device_get(metrics)
       seconds = time.perf_counter() - start
       run_seconds += seconds

@@ -1,4 +1,4 @@
-"""Pictures of a run: generated samples over the data's modes."""
+"""Pictures of a run: toy samples over the data's modes, image sample grids."""
 
 from __future__ import annotations
 
@@ -47,3 +47,32 @@ def toy_samples(path: str, samples: np.ndarray, data, title: str = '',
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+def image_grid(images_NxHxWxC: np.ndarray, rows: int = 8,
+               cols: int = 8) -> np.ndarray:
+  """The first rows x cols images tiled with 1-pixel gaps: uint8 (H', W', C).
+
+  Images in [-1, 1] map to pixels (x + 1) * 127.5, clipped; missing cells
+  stay black.
+  """
+  images = np.asarray(images_NxHxWxC, np.float32)[:rows * cols]
+  n, h, w, c = images.shape
+  grid = np.zeros((rows * (h + 1) + 1, cols * (w + 1) + 1, c), np.uint8)
+  pixels = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  for i in range(n):
+    r, k = divmod(i, cols)
+    grid[1 + r * (h + 1):1 + r * (h + 1) + h,
+         1 + k * (w + 1):1 + k * (w + 1) + w] = pixels[i]
+  return grid
+
+
+def save_image_grid(path: str, images_NxHxWxC: np.ndarray, rows: int = 8,
+                    cols: int = 8, scale: int = 0) -> None:
+  """Writes `image_grid(...)` as a PNG, enlarged by nearest-neighbour
+  `scale` (default: so the grid is at least 256 pixels wide)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  grid = image_grid(images_NxHxWxC, rows, cols)
+  scale = scale or max(1, -(-256 // grid.shape[1]))
+  grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+  Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)

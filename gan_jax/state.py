@@ -26,6 +26,10 @@ class GANState:
       run's randomness does not depend on how its steps are chunked.
     g_params, d_params: the players' parameters.
     g_opt_state, d_opt_state: the players' optax states.
+    g_state, d_state: the players' non-parameter Flax collections (batch-norm
+      statistics, spectral-norm vectors), `{}` for stateless models.
+    g_ema: exponential moving average of G's parameters when
+      `--g_ema_decay` is set, else `{}`.
   """
 
   step: jax.Array
@@ -34,17 +38,28 @@ class GANState:
   d_params: Any
   g_opt_state: Any
   d_opt_state: Any
+  g_state: Any = flax.struct.field(default_factory=dict)
+  d_state: Any = flax.struct.field(default_factory=dict)
+  g_ema: Any = flax.struct.field(default_factory=dict)
 
 
 def init_state(game: Game, g_opt: optax.GradientTransformation,
                d_opt: optax.GradientTransformation, key: jax.Array,
-               z_dim: int, data_shape: tuple[int, ...]) -> GANState:
-  """Initialises both players from `key` (pure; jit- and vmap-safe)."""
+               z_dim: int, data_shape: tuple[int, ...],
+               g_ema: bool = False) -> GANState:
+  """Initialises both players from `key` (pure; jit- and vmap-safe).
+
+  With `g_ema`, the moving average of G's parameters starts at G's initial
+  parameters.
+  """
   k_g, k_d, k_run = jax.random.split(key, 3)
-  g_params = game.generator.init(k_g, jnp.zeros((1, z_dim), jnp.float32))['params']
-  d_params = game.discriminator.init(
-      k_d, jnp.zeros((1,) + tuple(data_shape), jnp.float32))['params']
+  g_state = dict(game.generator.init(k_g, jnp.zeros((1, z_dim), jnp.float32)))
+  d_state = dict(game.discriminator.init(
+      k_d, jnp.zeros((1,) + tuple(data_shape), jnp.float32)))
+  g_params, d_params = g_state.pop('params'), d_state.pop('params')
   return GANState(
       step=jnp.zeros((), jnp.int32), rng=k_run,
       g_params=g_params, d_params=d_params,
-      g_opt_state=g_opt.init(g_params), d_opt_state=d_opt.init(d_params))
+      g_opt_state=g_opt.init(g_params), d_opt_state=d_opt.init(d_params),
+      g_state=g_state, d_state=d_state,
+      g_ema=jax.tree.map(jnp.copy, g_params) if g_ema else {})

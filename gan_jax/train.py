@@ -8,8 +8,12 @@ Artifacts in `config.workdir`:
   metrics.jsonl  one JSON object per log event (step, d_loss, g_loss, value,
                  gradient norms, steps_per_sec); the last line is the final
                  evaluation (`"final": true`);
-  samples.npy    `num_eval_samples` generator samples, shape (N, dims);
-  samples.png    the samples drawn over the data's modes;
+  samples.npy    `num_eval_samples` generator samples, shape (N, dims), or
+                 (N, H, W, C) in [-1, 1] for images (from G's moving
+                 average when --g_ema_decay is set);
+  samples.png    toys: the samples drawn over the data's modes; images: an
+                 8x8 grid of the first 64;
+  samples_STEP.png  the same picture every --image_every steps;
   events.out.tfevents.*  TensorBoard: the metrics as scalars, the samples
                  as an image;
   checkpoints/   the newest `--keep_checkpoints` orbax checkpoints, which a
@@ -31,6 +35,7 @@ import numpy as np
 
 from gan_jax import checkpoint
 from gan_jax import config as config_lib
+from gan_jax import evaluation
 from gan_jax import data as data_lib
 from gan_jax import logging_utils
 from gan_jax import losses as losses_lib
@@ -38,7 +43,9 @@ from gan_jax import loop
 from gan_jax import models as models_lib
 from gan_jax import parallel
 from gan_jax import plots
+from gan_jax import regularizers
 from gan_jax.config import Config, ConfigError
+from gan_jax.data.images import StreamingImages
 from gan_jax.data.toy import GaussianMixture
 from gan_jax.game import Game
 from gan_jax.metrics import divergences
@@ -54,6 +61,8 @@ def build(config: Config):
   """The data set, the `Steps` of the configured game, and the initial state."""
   data = data_lib.build(config)
   generator, discriminator = models_lib.build(config, data)
+  sample_data = (_streamed(data.name) if isinstance(data, StreamingImages)
+                 else data.sample)
   game = Game(generator, discriminator, losses_lib.get(config.loss))
   steps = Steps(
       game=game,
@@ -61,14 +70,40 @@ def build(config: Config):
                              adam(config.g_lr, config.beta1, config.beta2)),
       d_opt=scheme_optimizer(config.update,
                              adam(config.d_lr, config.beta1, config.beta2)),
-      sample_data=data.sample, batch_size=config.batch_size,
+      sample_data=sample_data, batch_size=config.batch_size,
       z_dim=config.z_dim, d_steps=config.d_steps,
       d_weight_clip=config.d_weight_clip, update=config.update,
-      consensus_weight=config.consensus_weight)
+      consensus_weight=config.consensus_weight,
+      reg=None if config.reg == 'none' else regularizers.get(config.reg),
+      reg_weight=config.reg_weight, reg_every=config.reg_every,
+      g_ema_decay=config.g_ema_decay)
   state = jax.jit(lambda key: init_state(
-      game, steps.g_opt, steps.d_opt, key, config.z_dim, data.shape))(
-          jax.random.PRNGKey(config.seed))
+      game, steps.g_opt, steps.d_opt, key, config.z_dim, data.shape,
+      g_ema=config.g_ema_decay > 0))(jax.random.PRNGKey(config.seed))
   return data, steps, state
+
+
+def _streamed(name: str):
+  def sample_data(key, n):
+    raise ValueError(f'data set {name} is streamed from the host: its batches '
+                     'come through train_step(state, batches), not sampled '
+                     'on the device (gan_jax.train runs it; --num_seeds > 1 '
+                     'and sweeps need a data set that fits in memory)')
+  return sample_data
+
+
+def data_chunks(data, steps: Steps, config: Config, start_step: int, mesh):
+  """For a streamed data set, the prefetched chunks of real batches the
+  training loop consumes, (steps, k, B, H, W, C) with B split over the
+  mesh; None for data sampled on the device."""
+  if not isinstance(data, StreamingImages):
+    return None
+  sharding = jax.sharding.NamedSharding(
+      mesh, jax.sharding.PartitionSpec(None, None, parallel.DATA_AXIS))
+  return data.chunks(config.seed, config.batch_size, config.log_every,
+                     start_step, config.num_steps,
+                     batches_per_step=steps.batches_per_step(),
+                     sharding=sharding)
 
 
 def eval_latents(config: Config) -> jax.Array:
@@ -77,8 +112,29 @@ def eval_latents(config: Config) -> jax.Array:
   return jax.random.normal(key, (config.num_eval_samples, config.z_dim))
 
 
+GENERATE_BATCH = 500
+
+
 def generate(steps: Steps, state: GANState, z: jax.Array) -> np.ndarray:
-  return np.asarray(jax.jit(steps.game.generate)(state.g_params, z))
+  """G(z) in inference mode, from G's moving average when it keeps one,
+  `GENERATE_BATCH` latents at a time."""
+  params = state.g_ema if steps.g_ema_decay else state.g_params
+  fn = jax.jit(steps.game.generate)
+  return np.concatenate([
+      np.asarray(fn(params, z[i:i + GENERATE_BATCH], state.g_state))
+      for i in range(0, z.shape[0], GENERATE_BATCH)])
+
+
+def write_picture(path: str, samples: np.ndarray, data, title: str,
+                  real: np.ndarray) -> None:
+  """samples.png: toys scattered over the modes, images as an 8x8 grid;
+  written aside and renamed, so the file is always whole."""
+  tmp = f'{path[:-4]}.tmp-{os.getpid()}.png'
+  if samples.ndim == 4:
+    plots.save_image_grid(tmp, samples)
+  else:
+    plots.toy_samples(tmp, samples, data, title=title, real=real)
+  os.replace(tmp, path)
 
 
 def evaluate(data, samples: np.ndarray) -> dict:
@@ -141,7 +197,14 @@ def _print(stream, text: str) -> None:
 
 
 def _run(config: Config, mesh, primary: bool, out, err) -> dict:
-  data, steps, state = build(config)
+  # A data set that is not prepared, or a missing extractor or reference
+  # (loaded now, by the evaluator), fails here, before anything is written.
+  try:
+    data, steps, state = build(config)
+    evaluator = (evaluation.make_in_training_evaluator(config) if primary
+                 else None)
+  except (FileNotFoundError, ImportError, ValueError) as e:
+    raise ConfigError(str(e).strip().splitlines()[0]) from None
   steps = parallel.shard_batches(steps, mesh)
   # Everything up to here only reads: bad input leaves the workdir untouched.
   restored = checkpoint.restore_or_none(config, state,
@@ -172,6 +235,16 @@ def _run(config: Config, mesh, primary: bool, out, err) -> dict:
       config.workdir, config.keep_checkpoints, primary,
       corrupt_steps=tuple(s for s, _ in (restored.skipped if restored else ())))
   every = config_lib.checkpoint_interval(config)
+  real = (None if data_lib.is_image(config.dataset) else
+          np.asarray(data.sample(jax.random.PRNGKey(config.seed),
+                                 config.num_eval_samples)))
+  chunks = data_chunks(data, steps, config, start_step, mesh)
+
+  def picture(state: GANState, name: str, title: str) -> str:
+    samples = generate(steps, state, eval_latents(config))
+    path = os.path.join(config.workdir, name)
+    write_picture(path, samples, data, title, real)
+    return path
 
   def on_log(record: dict) -> None:
     if primary:
@@ -187,6 +260,15 @@ def _run(config: Config, mesh, primary: bool, out, err) -> dict:
         stopping = _any_process(bool(stop)) and step < config.num_steps
         if step % every == 0 or step == config.num_steps or stopping:
           ckpt.save(state, config)
+        if (primary and config.image_every and step % config.image_every == 0
+            and step < config.num_steps):
+          path = picture(state, f'samples_{step}.png',
+                         f'{config.dataset} / {config.loss} / {step} steps')
+          tensorboard.image_png('samples', step, path)
+        if (evaluator is not None and config.eval_every
+            and step % config.eval_every == 0 and step < config.num_steps):
+          metrics.write(evaluator(step, generate(steps, state,
+                                                 eval_latents(config))))
         if stopping:
           ckpt.wait()
           raise Preempted(step, stop.signal_name or 'signal',
@@ -203,7 +285,8 @@ def _run(config: Config, mesh, primary: bool, out, err) -> dict:
         state = loop.train(state, steps.train_step, config.num_steps,
                            config.log_every, on_log=on_log, out=out,
                            on_chunk=on_chunk,
-                           state_sharding=parallel.replicated(mesh))
+                           state_sharding=parallel.replicated(mesh),
+                           data_chunks=chunks)
       except loop.TrainingDiverged as e:
         ckpt.wait()
         good = ckpt.latest_step()
@@ -217,6 +300,9 @@ def _run(config: Config, mesh, primary: bool, out, err) -> dict:
     samples = generate(steps, state, eval_latents(config))
     final = {'step': int(state.step), 'final': True,
              'train_seconds': train_seconds, **evaluate(data, samples)}
+    if evaluator is not None:
+      final.update({k: v for k, v in evaluator(final['step'], samples).items()
+                    if k not in ('step', 'eval')})
     if primary:
       metrics.write(final)
       buffer = io.BytesIO()
@@ -224,16 +310,13 @@ def _run(config: Config, mesh, primary: bool, out, err) -> dict:
       logging_utils.atomic_write(
           os.path.join(config.workdir, 'samples.npy'), buffer.getvalue())
       png = os.path.join(config.workdir, 'samples.png')
-      tmp_png = f'{png[:-4]}.tmp-{os.getpid()}.png'
-      real = np.asarray(data.sample(jax.random.PRNGKey(config.seed),
-                                    len(samples)))
-      plots.toy_samples(tmp_png, samples, data, title=_title(config, final),
-                        real=real)
-      os.replace(tmp_png, png)
+      write_picture(png, samples, data, _title(config, final), real)
       tensorboard.scalars(final['step'], final, prefix='eval/')
       tensorboard.image_png('samples', final['step'], png)
     return final
   finally:
+    if chunks is not None:
+      chunks.close()
     ckpt.close()
     if primary:
       metrics.close()
@@ -256,8 +339,17 @@ def summary(config: Config, final: dict) -> str:
       config, final).replace('\n', ', ')]
   if final.get('reverse_kl') is not None:
     lines[0] += f', reverse KL {final["reverse_kl"]:.3f}'
+  scores = [f'{label} {final[key]:.{digits}f}' for key, label, digits in (
+      ('fid', 'FID', 2), ('kid_mean', 'KID', 4), ('is_mean', 'IS', 2),
+      ('precision', 'precision', 3), ('recall', 'recall', 3),
+      ('density', 'density', 3), ('coverage', 'coverage', 3))
+            if isinstance(final.get(key), (int, float))]
+  if scores:
+    lines[0] += (f', {", ".join(scores)} ({final.get("extractor")}, '
+                 f'{final.get("num_generated")} samples)')
   lines.append(f'artifacts in {os.path.abspath(config.workdir)}:')
   for name in ('config.json', 'metrics.jsonl', 'samples.npy', 'samples.png',
+               *(['samples_STEP.png'] if config.image_every else []),
                'events.out.tfevents.* (tensorboard --logdir '
                f'{config.workdir})', 'checkpoints/'):
     lines.append(f'  {os.path.join(config.workdir, name)}')

@@ -138,7 +138,8 @@ class PlayersTest(parameterized.TestCase):
     dv_dg = jax.grad(game.value, argnums=0)(state.g_params, state.d_params, batch, z)
     gd = jax.grad(lambda d: game.d_objective(d, state.g_params, batch, z)[0])(
         state.d_params)
-    gg = jax.grad(game.g_objective)(state.g_params, state.d_params, z)
+    gg, _ = jax.grad(game.g_objective, has_aux=True)(state.g_params,
+                                                     state.d_params, z)
     for a, b in zip(jax.tree.leaves(gd), jax.tree.leaves(dv_dd)):
       np.testing.assert_allclose(a, -b, rtol=1e-5, atol=1e-7)
     for a, b in zip(jax.tree.leaves(gg), jax.tree.leaves(dv_dg)):
@@ -154,7 +155,8 @@ class PlayersTest(parameterized.TestCase):
     for name in ('minimax', 'non_saturating'):
       game = Game(steps.game.generator, steps.game.discriminator,
                   losses.get(name))
-      grads = jax.grad(game.g_objective)(state.g_params, d_params, z)
+      grads, _ = jax.grad(game.g_objective, has_aux=True)(state.g_params,
+                                                          d_params, z)
       norms[name] = float(optax.tree.norm(grads))
     self.assertGreater(norms['non_saturating'], 1e-3)
     np.testing.assert_allclose(norms['minimax'] / norms['non_saturating'],

@@ -298,35 +298,54 @@ class StreamingImages:
     return rng.integers(0, len(self.source), size=batch_size)
 
   def chunk(self, seed: int, first_step: int, num_steps: int,
-            batch_size: int) -> np.ndarray:
+            batch_size: int, batches_per_step: Optional[int] = None
+            ) -> np.ndarray:
     """Batches of steps first_step .. first_step + num_steps - 1, stacked:
-    (num_steps, B, H, W, C) float32 in [-1, 1], on the host."""
+    (num_steps, B, H, W, C) float32 in [-1, 1] on the host, or
+    (num_steps, k, B, H, W, C) with k = `batches_per_step` when given."""
+    k = batches_per_step or 1
     batches = [read_images(self.source,
-                           self.indices(seed, first_step + t, batch_size),
+                           self.indices(seed, first_step + t, k * batch_size),
                            self.preprocess)
                for t in range(num_steps)]
-    return to_unit_range(np.stack(batches))
+    out = to_unit_range(np.stack(batches))
+    if batches_per_step is not None:
+      out = out.reshape((num_steps, k, batch_size) + out.shape[2:])
+    return out
 
   def chunks(self, seed: int, batch_size: int, chunk_steps: int,
              start_step: int = 0, num_steps: Optional[int] = None,
-             prefetch: int = 2) -> Prefetcher:
-    """Device arrays (steps, B, H, W, C), one per scan call, read ahead.
+             prefetch: int = 2, batches_per_step: Optional[int] = None,
+             sharding: Any = None) -> Prefetcher:
+    """Device arrays (steps, [k,] B, H, W, C), one per scan call, read ahead.
 
-    Chunks cover steps start_step, start_step + chunk_steps, ... up to
-    `num_steps` (the last may be shorter); without `num_steps` they go on
-    forever. A background thread reads, decodes and transfers up to
-    `prefetch` chunks while the device trains on the current one.
+    Chunks end on multiples of `chunk_steps` (the training loop's rule, so a
+    run resumed at any chunk end reads the chunks an uninterrupted run
+    would) and at `num_steps`; without `num_steps` they go on forever. A
+    background thread reads, decodes and transfers up to `prefetch` chunks
+    (placed with `sharding` when given) while the device trains on the
+    current one.
     """
 
     def produce():
       step = start_step
       while num_steps is None or step < num_steps:
-        length = chunk_steps if num_steps is None else min(
-            chunk_steps, num_steps - step)
-        yield jax.device_put(self.chunk(seed, step, length, batch_size))
+        length = chunk_steps - step % chunk_steps
+        if num_steps is not None:
+          length = min(length, num_steps - step)
+        host = self.chunk(seed, step, length, batch_size, batches_per_step)
+        yield (jax.device_put(host) if sharding is None
+               else jax.device_put(host, sharding))
         step += length
 
     return Prefetcher(produce(), prefetch)
+
+  def sample(self, key: Array, n: int) -> np.ndarray:
+    """n records drawn uniformly with replacement, on the host (for
+    pictures and reference sets; training reads `chunks`): (n, H, W, C)
+    float32 in [-1, 1]. Not traceable: the indices are read from `key`."""
+    idx = np.asarray(jax.random.randint(key, (n,), 0, len(self.source)))
+    return to_unit_range(read_images(self.source, idx, self.preprocess))
 
 
 def tfds_streaming(name: str, split: str = 'train',

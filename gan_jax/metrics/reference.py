@@ -113,7 +113,7 @@ def load(dataset: str, split: str) -> np.ndarray:
     return mnist(split)[0]
   import jax  # pylint: disable=g-import-not-at-top
   from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  data = data_lib.get(dataset)()
+  data = data_lib.get(dataset)(None)
   return np.asarray(data.sample(jax.random.PRNGKey(REFERENCE_SEED),
                                 TOY_REFERENCE_SIZE), np.float32)
 

@@ -127,7 +127,8 @@ def build(configs: Sequence[Config]):
   def init_one(key, g_lr, d_lr, b1, b2):
     g_opt = scheme_optimizer(first.update, _adam(g_lr, b1, b2))
     d_opt = scheme_optimizer(first.update, _adam(d_lr, b1, b2))
-    return init_state(steps.game, g_opt, d_opt, key, first.z_dim, data.shape)
+    return init_state(steps.game, g_opt, d_opt, key, first.z_dim, data.shape,
+                      g_ema=first.g_ema_decay > 0)
 
   column = lambda name: jnp.asarray([getattr(c, name) for c in configs],
                                     jnp.float32)
@@ -225,8 +226,12 @@ def train_members(configs: Sequence[Config], out=None,
     if on_chunk is not None:
       on_chunk(step)
   z = jnp.stack([train.eval_latents(c) for c in configs])
-  samples = np.asarray(jax.jit(jax.vmap(steps.game.generate))(
-      state.g_params, z))
+  params = state.g_ema if steps.g_ema_decay else state.g_params
+  generate = jax.jit(jax.vmap(lambda p, s, z: steps.game.generate(p, z, s)))
+  samples = np.concatenate([
+      np.asarray(generate(params, state.g_state,
+                          z[:, i:i + train.GENERATE_BATCH]))
+      for i in range(0, z.shape[1], train.GENERATE_BATCH)], axis=1)
   finals = []
   for m, c in enumerate(configs):
     final = {'step': int(step), 'final': True, 'seed': c.seed,

@@ -89,8 +89,13 @@ class ExperimentsTest(parameterized.TestCase):
       text = '\n'.join(l for l in header if l.startswith('#'))
       self.assertIn('python -m gan_jax.main --flagfile=experiments/', text, path)
       self.assertIn('Measured', text, path)
+      # DATASET_LOSS, DATASET_MODEL_LOSS or DATASET_MODEL_bench, MODEL
+      # possibly shortened to its first word (sngan for sngan_resnet).
       stem = os.path.basename(path)[:-len('.cfg')]
-      self.assertEqual(stem, f'{config.dataset}_{config.loss}', path)
+      model = config.model.split('_')[0]
+      self.assertIn(stem, (f'{config.dataset}_{config.loss}',
+                           f'{config.dataset}_{model}_{config.loss}',
+                           f'{config.dataset}_{model}_bench'), path)
 
 
 if __name__ == '__main__':

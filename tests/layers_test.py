@@ -202,49 +202,5 @@ class SpectralNormTest(absltest.TestCase):
     np.testing.assert_array_equal(f(x, True), conv.apply(variables, x))
 
 
-
-class MatmulTest(absltest.TestCase):
-  """`layers.matmul` and `layers.Dense` are jnp.dot and flax's Dense, in
-  value and in forward- and reverse-mode derivatives of any order."""
-
-  def setUp(self):
-    super().setUp()
-    k = jax.random.split(jax.random.PRNGKey(0), 2)
-    self.x = jax.random.normal(k[0], (12, 5))
-    self.w = jax.random.normal(k[1], (5, 3))
-
-  def test_derivatives_match_jnp_dot(self):
-    from gan_jax.layers import matmul  # pylint: disable=g-import-not-at-top
-    ours = lambda x, w: jnp.sum(jnp.tanh(matmul(x, w)) ** 2)
-    ref = lambda x, w: jnp.sum(jnp.tanh(jnp.dot(x, w)) ** 2)
-    for transform in (jax.grad, jax.jacfwd, jax.hessian):
-      for arg in (0, 1):
-        a = transform(ours, arg)(self.x, self.w)
-        b = transform(ref, arg)(self.x, self.w)
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6,
-                                   err_msg=f'{transform.__name__} {arg}')
-    a = jax.vmap(jax.grad(ours, 1))(jnp.stack([self.x, -self.x]),
-                                    jnp.stack([self.w, self.w]))
-    b = jax.vmap(jax.grad(ref, 1))(jnp.stack([self.x, -self.x]),
-                                   jnp.stack([self.w, self.w]))
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-  def test_dense_is_flax_dense(self):
-    from gan_jax.layers import Dense  # pylint: disable=g-import-not-at-top
-    ours, ref = Dense(7), nn.Dense(7)
-    params = ref.init(jax.random.PRNGKey(1), self.x)
-    self.assertEqual(jax.tree.structure(ours.init(jax.random.PRNGKey(1),
-                                                  self.x)),
-                     jax.tree.structure(params))
-    loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply(p, x)))
-    np.testing.assert_allclose(ours.apply(params, self.x),
-                               ref.apply(params, self.x), rtol=1e-6)
-    for a, b in zip(jax.tree.leaves(jax.grad(loss(ours), (0, 1))(params,
-                                                                 self.x)),
-                    jax.tree.leaves(jax.grad(loss(ref), (0, 1))(params,
-                                                                self.x))):
-      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
 if __name__ == '__main__':
   absltest.main()

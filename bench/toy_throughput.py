@@ -1,25 +1,22 @@
 """Toy GAN throughput: scan loop vs a Python loop of jitted steps, against the
 machine's measured float32 matmul rate.
 
-Setting: ring8, MLP `--width`x3 for both players (256, as in
-experiments/ring8_*.cfg), batch 256, non-saturating loss, Adam, one D step
-per G step, z_dim 2 (the experiments').
+Setting (fixed): ring8, MLP 128x3 for both players, batch 256, non-saturating
+loss, Adam, one D step per G step, z_dim as in experiments/ring8_*.cfg (2;
+`--z_dim` changes it).
 
-    python bench/toy_throughput.py [--steps=2000] [--rounds=5] [--width=256]
+    python bench/toy_throughput.py [--steps=2000] [--rounds=5] [--z_dim=2]
 
-Prints a table: steps/s of the scan loop and of a Python loop of jitted
-steps, each with the MLP's dense layers from `gan_jax.layers.Dense` (the
-default, 'fast') and from `flax.linen.Dense`; the FLOPs of one training step
-(XLA's cost analysis of the compiled step), the achieved GFLOP/s and its
-percentage of the measured matmul rate. The matmul rate and all loops are
-measured in interleaved rounds and the best round of each is kept, so a
-machine shared with other jobs biases them alike.
+Prints a table: steps/s for each loop, the FLOPs of one training step (XLA's
+cost analysis of the compiled step), the achieved GFLOP/s and its percentage
+of the measured matmul rate. The matmul rate and both loops are measured in
+interleaved rounds and the best round of each is kept, so a machine shared
+with other jobs biases all three alike.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import jax
@@ -30,19 +27,10 @@ from gan_jax import train
 from gan_jax.config import Config
 
 
-def toy_config(z_dim: int, width: int) -> Config:
+def toy_config(z_dim: int) -> Config:
   return Config(workdir='/tmp/unused', dataset='ring8', loss='non_saturating',
                 model='mlp', batch_size=256, z_dim=z_dim,
-                g_hidden=(width,) * 3, d_hidden=(width,) * 3)
-
-
-def build(config: Config, dense: str):
-  """`train.build(config)` with the MLPs' dense layers of kind `dense`."""
-  _, steps, state = train.build(config)
-  game = dataclasses.replace(
-      steps.game, generator=steps.game.generator.clone(dense=dense),
-      discriminator=steps.game.discriminator.clone(dense=dense))
-  return dataclasses.replace(steps, game=game), state
+                g_hidden=(128, 128, 128), d_hidden=(128, 128, 128))
 
 
 class MatmulRate:
@@ -109,18 +97,14 @@ def main() -> None:
   parser.add_argument('--steps', type=int, default=2000)
   parser.add_argument('--rounds', type=int, default=5)
   parser.add_argument('--z_dim', type=int, default=2)
-  parser.add_argument('--width', type=int, default=256)
   args = parser.parse_args()
 
-  config = toy_config(args.z_dim, args.width)
-  flops = step_flops(*build(config, 'flax'))
+  _, steps, state = train.build(toy_config(args.z_dim))
+  flops = step_flops(steps, state)
   matmul = MatmulRate()
-  loops = {}
-  for dense in ('fast', 'flax'):
-    loops[f'scan loop, {dense} Dense'] = ScanLoop(*build(config, dense),
-                                                  args.steps)
-    loops[f'python loop, {dense} Dense'] = PythonLoop(*build(config, dense),
-                                                      args.steps)
+  _, steps2, state2 = train.build(toy_config(args.z_dim))
+  loops = {'scan loop (lax.scan chunk)': ScanLoop(steps, state, args.steps),
+           'python loop of jitted steps': PythonLoop(steps2, state2, args.steps)}
   best = {name: 0.0 for name in loops}
   peak = 0.0
   for _ in range(args.rounds):
@@ -131,8 +115,8 @@ def main() -> None:
   print(f'device: {jax.devices()[0].device_kind} x{jax.device_count()}  '
         f'jax {jax.__version__}  (best of {args.rounds} interleaved rounds of '
         f'{args.steps} steps)')
-  print(f'toy: ring8, MLP {args.width}x3 both players, batch 256, z_dim '
-        f'{args.z_dim}, non_saturating, Adam')
+  print(f'toy: ring8, MLP 128x3 both players, batch 256, z_dim {args.z_dim}, '
+        'non_saturating, Adam')
   print(f'measured f32 matmul rate (2048^3): {peak:.1f} GFLOP/s')
   print(f'FLOPs per training step (XLA cost analysis): {flops / 1e6:.1f} MFLOP')
   print()

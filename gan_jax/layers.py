@@ -176,52 +176,6 @@ def _kernel_space_to_depth(kernel: Array, s: tuple[int, int]) -> Array:
                                                s[0] * s[1] * c, o)
 
 
-def _dot(a: Array, b: Array, contracting: tuple[int, int], precision):
-  return lax.dot_general(a, b, (((contracting[0],), (contracting[1],)),
-                                ((), ())), precision=precision)
-
-
-@jax.custom_jvp
-def _matmul(x: Array, w: Array, precision=None) -> Array:
-  return jnp.dot(x, w, precision=precision)
-
-
-def _matmul_jvp(primals, tangents):
-  x, w, precision = primals
-  dx, dw, _ = tangents
-  y = _matmul(x, w, precision)
-  out = None
-  if type(dx) is not jax.custom_derivatives.SymbolicZero:  # pylint: disable=unidiomatic-typecheck
-    out = _dot(dx, w, (1, 0), precision)
-  if type(dw) is not jax.custom_derivatives.SymbolicZero:  # pylint: disable=unidiomatic-typecheck
-    # x dW written as (x^T)^T dW with x^T materialised behind a barrier: its
-    # transpose, the weight gradient, is then x^T dy, a plain (M, K) x (K, N)
-    # product, not a dot contracting both operands' first dimension.
-    x_t = lax.optimization_barrier(x.T)
-    t_w = _dot(x_t, dw, (0, 0), precision)
-    out = t_w if out is None else out + t_w
-  if out is None:
-    out = jnp.zeros_like(y)
-  return y, out
-
-
-_matmul.defjvp(_matmul_jvp, symbolic_zeros=True)
-
-
-def matmul(x: Array, w: Array, precision=None) -> Array:
-  """x @ w for a 2-D x (M, K) and w (K, N), with a weight gradient XLA:CPU
-  compiles well.
-
-  The same function and derivatives as `jnp.dot` (forward and reverse mode,
-  any order), differently formulated: reverse mode's weight gradient
-  x^T dy is computed from a transposed copy of x made in the forward pass,
-  as a plain matrix product. XLA otherwise emits it as a dot contracting
-  both operands' first (batch) dimension, which its CPU back-end runs at a
-  fraction of its matmul rate. The copy costs M K floats per layer.
-  """
-  return _matmul(x, w, precision)
-
-
 def _taps(x_pad: Array, kh: int, kw: int, s: tuple[int, int], ho: int,
           wo: int) -> list[Array]:
   """The kh kw strided windows x_pad[:, u::s, v::s] of output size (ho, wo)."""
@@ -260,7 +214,7 @@ def conv2d(x: Array, kernel: Array, strides: Sequence[int],
   taps = _taps(x, kh, kw, s, ho, wo)
   if b * ho * wo * kh * kw * c * x.dtype.itemsize <= PATCHES_LIMIT:
     patches = jnp.concatenate(taps, axis=-1).reshape(b * ho * wo, kh * kw * c)
-    y = matmul(patches, kernel.reshape(kh * kw * c, o), precision)
+    y = jnp.dot(patches, kernel.reshape(kh * kw * c, o), precision=precision)
   else:
     y = sum(jnp.dot(t.reshape(b * ho * wo, c), k_t, precision=precision)
             for t, k_t in zip(taps, kernel.reshape(kh * kw, c, o)))
@@ -282,7 +236,7 @@ def conv2d_transpose(x: Array, kernel: Array, strides: Sequence[int],
   ho = (h - 1) * s[0] + 1 + pah + pbh - kh + 1
   wo = (w - 1) * s[1] + 1 + paw + pbw - kw + 1
   k_all = kernel.transpose(2, 0, 1, 3).reshape(c, kh * kw * o)
-  z = matmul(x.reshape(b * h * w, c), k_all, precision)
+  z = jnp.dot(x.reshape(b * h * w, c), k_all, precision=precision)
   z = z.reshape(b, h, w, kh, kw, o)
   zero = jnp.zeros((), x.dtype)
   y = None
@@ -417,37 +371,6 @@ class ConvTranspose(nn.Module):
     return y
 
 
-class Dense(nn.Module):
-  """`flax.linen.Dense` with its product computed by `matmul`: the same
-  parameters (`kernel` (in, features), `bias`), initialisers and function,
-  with a weight gradient that XLA:CPU runs as a plain matrix product.
-
-  Attributes:
-    features: output width.
-    use_bias: whether to add a bias.
-  """
-
-  features: int
-  use_bias: bool = True
-  dtype: Optional[Any] = None
-  param_dtype: Any = jnp.float32
-  precision: Any = None
-  kernel_init: Callable = nn.initializers.lecun_normal()
-  bias_init: Callable = nn.initializers.zeros_init()
-
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    kernel = self.param('kernel', self.kernel_init,
-                        (x.shape[-1], self.features), self.param_dtype)
-    bias = (self.param('bias', self.bias_init, (self.features,),
-                       self.param_dtype) if self.use_bias else None)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
-                                              dtype=self.dtype)
-    y = matmul(x.reshape(-1, x.shape[-1]), kernel, self.precision)
-    y = y.reshape(x.shape[:-1] + (self.features,))
-    return y if bias is None else y + bias
-
-
 def spectral_norm(layer: nn.Module, enabled: bool = True, n_steps: int = 1
                   ) -> Callable[[Array, bool], Array]:
   """`layer` as f(x, train), spectrally normalised when `enabled`.
@@ -470,6 +393,6 @@ def spectral_norm(layer: nn.Module, enabled: bool = True, n_steps: int = 1
   return lambda x, train: wrapped(x, update_stats=train)
 
 
-__all__ = ['Conv', 'ConvTranspose', 'Dense', 'matmul', 'conv2d', 'conv2d_transpose',
+__all__ = ['Conv', 'ConvTranspose', 'conv2d', 'conv2d_transpose',
            'conv_padding', 'conv_transpose_padding', 'spectral_norm',
            'IMPLEMENTATIONS', 'PATCHES_LIMIT']

@@ -1,11 +1,11 @@
 """Toy GAN throughput: scan loop vs a Python loop of jitted steps, against the
 machine's measured float32 matmul rate.
 
-Setting (fixed): ring8, MLP 128x3 for both players, batch 256, non-saturating
-loss, Adam, one D step per G step, z_dim as in experiments/ring8_*.cfg (2;
-`--z_dim` changes it).
+Setting: ring8, MLP `--width`x3 for both players (256, as in
+experiments/ring8_*.cfg), batch 256, non-saturating loss, Adam, one D step
+per G step, z_dim 2 (the experiments').
 
-    python bench/toy_throughput.py [--steps=2000] [--rounds=5] [--z_dim=2]
+    python bench/toy_throughput.py [--steps=1000] [--rounds=3] [--width=256]
 
 Prints a table: steps/s for each loop, the FLOPs of one training step (XLA's
 cost analysis of the compiled step), the achieved GFLOP/s and its percentage
@@ -27,10 +27,10 @@ from gan_jax import train
 from gan_jax.config import Config
 
 
-def toy_config(z_dim: int) -> Config:
+def toy_config(z_dim: int, width: int) -> Config:
   return Config(workdir='/tmp/unused', dataset='ring8', loss='non_saturating',
                 model='mlp', batch_size=256, z_dim=z_dim,
-                g_hidden=(128, 128, 128), d_hidden=(128, 128, 128))
+                g_hidden=(width,) * 3, d_hidden=(width,) * 3)
 
 
 class MatmulRate:
@@ -94,15 +94,17 @@ class PythonLoop:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--steps', type=int, default=2000)
-  parser.add_argument('--rounds', type=int, default=5)
+  parser.add_argument('--steps', type=int, default=1000)
+  parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--z_dim', type=int, default=2)
+  parser.add_argument('--width', type=int, default=256)
   args = parser.parse_args()
 
-  _, steps, state = train.build(toy_config(args.z_dim))
+  config = toy_config(args.z_dim, args.width)
+  _, steps, state = train.build(config)
   flops = step_flops(steps, state)
   matmul = MatmulRate()
-  _, steps2, state2 = train.build(toy_config(args.z_dim))
+  _, steps2, state2 = train.build(config)
   loops = {'scan loop (lax.scan chunk)': ScanLoop(steps, state, args.steps),
            'python loop of jitted steps': PythonLoop(steps2, state2, args.steps)}
   best = {name: 0.0 for name in loops}
@@ -115,8 +117,8 @@ def main() -> None:
   print(f'device: {jax.devices()[0].device_kind} x{jax.device_count()}  '
         f'jax {jax.__version__}  (best of {args.rounds} interleaved rounds of '
         f'{args.steps} steps)')
-  print(f'toy: ring8, MLP 128x3 both players, batch 256, z_dim {args.z_dim}, '
-        'non_saturating, Adam')
+  print(f'toy: ring8, MLP {args.width}x3 both players, batch 256, z_dim '
+        f'{args.z_dim}, non_saturating, Adam')
   print(f'measured f32 matmul rate (2048^3): {peak:.1f} GFLOP/s')
   print(f'FLOPs per training step (XLA cost analysis): {flops / 1e6:.1f} MFLOP')
   print()

@@ -27,7 +27,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -79,15 +78,30 @@ def _config(directory: str) -> dict:
     return json.load(f)
 
 
+def architecture(config: dict) -> str:
+  """The models of a run's config, in words."""
+  if config.get('model', 'mlp') == 'mlp':
+    g = 'x'.join(map(str, config['g_hidden']))
+    d = 'x'.join(map(str, config['d_hidden']))
+    return f'MLP G {g} / D {d} (ReLU)'
+  widths = '/'.join(str(config.get(k) or 'default')
+                    for k in ('g_features', 'd_features'))
+  extras = [name for name, on in (
+      ('batch norm in G', config.get('g_batch_norm')),
+      ('spectral norm in D', config.get('d_spectral_norm')),
+      (f'G EMA {config.get("g_ema_decay")}', config.get('g_ema_decay')))
+            if on]
+  return (f'{config["model"]} (G/D features {widths}'
+          + ''.join(f', {e}' for e in extras) + ')')
+
+
 def protocol(config: dict) -> str:
   """One line: what a table's numbers were computed with."""
-  g = 'x'.join(map(str, config['g_hidden']))
-  d = 'x'.join(map(str, config['d_hidden']))
   return (f'{config["num_seeds"]} seeds (vmapped in one program per loss), '
           f'{config["num_steps"]} steps of batch {config["batch_size"]}, '
           f'Adam lr {config["g_lr"]:g}/{config["d_lr"]:g} (G/D), '
           f'beta1 {config["beta1"]:g}, {config["d_steps"]} D step(s) per G '
-          f'step, MLP G {g} / D {d} (ReLU), z_dim {config["z_dim"]}, '
+          f'step, {architecture(config)}, z_dim {config["z_dim"]}, '
           f'{config["num_eval_samples"]} samples per evaluation')
 
 
@@ -269,22 +283,24 @@ def digits_section(directory: str, out: str) -> list[str]:
 def build(runs: str, out: str, sweeps: str) -> str:
   """Runs every sweep the report needs and writes OUT/RESULTS.md."""
   from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  start = time.time()
   toy_dirs = {ds: [run_sweep(n, runs, sweeps) for n in names]
               for ds, names in TOY_SWEEPS.items()}
   digits_dir = None
   if ('digits' in data_lib.names()
       and os.path.isfile(os.path.join(sweeps, DIGITS_SWEEP + '.cfg'))):
     digits_dir = run_sweep(DIGITS_SWEEP, runs, sweeps)
-  minutes = (time.time() - start) / 60
+  directories = [d for ds in toy_dirs.values() for d in ds]
+  directories += [digits_dir] if digits_dir else []
+  minutes = sum(float(row['wall_seconds']) for d in directories
+                for row in results_lib.load_rows(d)) / 60
   lines = ['# Reproduction report', '',
            'Regenerate everything below (tables and figures) with',
            '', '```bash', '.venv/bin/python -m gan_jax.report', '```', '',
            'It runs the sweeps in `experiments/sweeps/` with `gan_jax.sweep` '
            '(finished configurations are kept, so an interrupted report '
            'resumes) and writes this file and `experiments/results/`. '
-           f'This version took {minutes:.0f} min on a 2-core CPU shared with '
-           'other jobs. Per-seed numbers: `results.csv` in each sweep '
+           f'Its sweeps took {minutes:.0f} min of wall time on a 2-core CPU '
+           'shared with other jobs. Per-seed numbers: `results.csv` in each sweep '
            f'directory under `{runs}/`.', '',
            '## (a) Mode collapse on ring8 and grid25, every loss', '',
            'Metrics as VEEGAN and PacGAN define them: a sample is high '

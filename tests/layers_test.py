@@ -15,6 +15,8 @@ from gan_jax import layers
 CONV_CASES = (
     ('dcgan_d1', (3, 28, 28, 1), 8, (4, 4), 2, 'SAME'),
     ('dcgan_d2', (3, 14, 14, 16), 32, (4, 4), 2, 'SAME'),
+    ('dcgan_d2_per_tap', (2, 14, 14, 64), 8, (4, 4), 2, 'SAME'),
+    ('wide_s1_per_tap', (2, 6, 6, 130), 3, (3, 3), 1, 'SAME'),
     ('odd_same_s1', (2, 9, 11, 3), 5, (3, 3), 1, 'SAME'),
     ('odd_valid_s2', (2, 9, 11, 3), 5, (3, 3), 2, 'VALID'),
     ('valid_4x4_s2', (2, 10, 10, 3), 4, (4, 4), 2, 'VALID'),
@@ -27,6 +29,8 @@ CONV_TRANSPOSE_CASES = (
     ('k3_s2_valid', (2, 5, 6, 3), 4, (3, 3), 2, 'VALID'),
     ('k3_s1_same', (2, 5, 6, 3), 4, (3, 3), 1, 'SAME'),
     ('explicit', (2, 5, 6, 3), 4, (3, 3), 2, ((1, 2), (0, 1))),
+    ('k5_s3_same', (2, 4, 5, 3), 4, (5, 5), 3, 'SAME'),
+    ('k4_s2_valid', (2, 3, 4, 5), 2, (4, 4), 2, 'VALID'),
 )
 
 

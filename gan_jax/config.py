@@ -358,7 +358,8 @@ def from_flags(flag_values=None) -> Config:
       eval_every=f.eval_every,
       eval_metrics=tuple(m.strip() for m in f.eval_metrics.split(',')
                          if m.strip()),
-      data_dir=f.data_dir, stream_data=f.stream_data, g_features=f.g_features, d_features=f.d_features,
+      data_dir=f.data_dir, stream_data=f.stream_data,
+      g_features=f.g_features, d_features=f.d_features,
       g_batch_norm=f.g_batch_norm, d_spectral_norm=f.d_spectral_norm,
       g_ema_decay=f.g_ema_decay, reg=f.reg, reg_weight=f.reg_weight,
       reg_every=f.reg_every, image_every=f.image_every)

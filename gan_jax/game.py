@@ -94,9 +94,12 @@ class Game:
 
   def _outputs(self, g_params: Params, d_params: Params, batch: Array,
                z: Array, g_state: Optional[State], d_state: Optional[State],
-               g_train: bool, d_train: bool):
-    fake, new_g_state = apply_module(self.generator, g_params, g_state, z,
-                                     g_train)
+               g_train: bool, d_train: bool, fake: Optional[Array] = None):
+    if fake is None:
+      fake, new_g_state = apply_module(self.generator, g_params, g_state, z,
+                                       g_train)
+    else:
+      new_g_state = g_state
     both, new_d_state = apply_module(
         self.discriminator, d_params, d_state,
         jnp.concatenate([batch, fake], axis=0), d_train)
@@ -125,15 +128,17 @@ class Game:
 
   def d_objective(self, d_params: Params, g_params: Params, batch: Array,
                   z: Array, g_state: Optional[State] = None,
-                  d_state: Optional[State] = None
+                  d_state: Optional[State] = None,
+                  fake: Optional[Array] = None
                   ) -> tuple[Array, tuple[Array, Optional[State]]]:
     """D's loss (to minimise) as a function of D's parameters.
 
     Returns (d_loss, (V, d_state')), d_state' being D's state after this
-    training-mode pass.
+    training-mode pass. `fake`, when given, is G(z) already computed (G's
+    training-mode output), so a caller that needs it too computes it once.
     """
     real_out, fake_out, _, new_d_state = self._outputs(
-        g_params, d_params, batch, z, g_state, d_state, True, True)
+        g_params, d_params, batch, z, g_state, d_state, True, True, fake)
     return (self.loss.d_loss(real_out, fake_out),
             (self.loss.value(real_out, fake_out), new_d_state))
 

@@ -161,29 +161,24 @@ class Steps:
   def _d_objective(self, d_params: Any, g_params: Any, batch: Array,
                    z: Array, g_state: Any, d_state: Any, key: Optional[Array],
                    reg_weight: float):
+    fake = None
+    if self.reg is not None and reg_weight:
+      # G(z) once, for D's loss and for the penalty; G is a constant here.
+      fake = jax.lax.stop_gradient(self.game.generate(g_params, z, g_state,
+                                                      train=True))
     d_loss, (value, new_d_state) = self.game.d_objective(
-        d_params, g_params, batch, z, g_state, d_state)
+        d_params, g_params, batch, z, g_state, d_state, fake)
+    metrics = {'d_loss': d_loss, 'value': value}
+    if self.d_penalty is None and self.reg is None:
+      return d_loss, (metrics, new_d_state)
     penalty = jnp.zeros((), d_loss.dtype)
     if self.d_penalty is not None:
       penalty += self.d_penalty(d_params, g_params, batch, z)
-    if self.reg is not None and reg_weight:
+    if fake is not None:
       d_apply = lambda p, x: self.game.discriminate(p, x, d_state)
-      fake = jax.lax.stop_gradient(self.game.generate(g_params, z, g_state,
-                                                      train=True))
       penalty += reg_weight * self.reg(d_apply, d_params, batch, fake, key)
-    metrics = {'d_loss': d_loss, 'value': value}
-    if self.d_penalty is not None or self.reg is not None:
-      metrics['d_penalty'] = penalty
+    metrics['d_penalty'] = penalty
     return d_loss + penalty, (metrics, new_d_state)
-
-  def _lazy_reg(self, step: Optional[Array], with_reg: Callable,
-                without_reg: Callable):
-    """`with_reg(k lambda)` at every k-th step, `without_reg(0)` otherwise."""
-    if self.reg is None or self.reg_every == 1 or step is None:
-      return with_reg(self.reg_weight)
-    return jax.lax.cond(step % self.reg_every == 0,
-                        lambda: with_reg(self.reg_every * self.reg_weight),
-                        lambda: without_reg(0.0))
 
   def d_grads_and_state(self, d_params: Any, g_params: Any, batch: Array,
                         z: Array, g_state: Any = None, d_state: Any = None,
@@ -191,10 +186,11 @@ class Steps:
                         step: Optional[Array] = None
                         ) -> tuple[Any, Metrics, Any]:
     """grad_D of D's objective (loss plus penalties), its metrics and D's
-    new state; G is a constant. `key` feeds a random penalty, `step` decides
-    lazy regularisation."""
+    new state; G is a constant. `key` feeds the named penalty (required
+    with one); `step` decides lazy regularisation: the penalty, weighted
+    k lambda, enters at steps divisible by k = `reg_every` only."""
     if self.reg is not None and key is None:
-      key = jax.random.PRNGKey(0)
+      raise ValueError(f'the {self.reg.name} penalty needs a PRNG key')
 
     def grads(weight):
       (_, (metrics, new_d_state)), g = jax.value_and_grad(
@@ -202,7 +198,11 @@ class Steps:
                                            g_state, d_state, key, weight)
       return g, metrics, new_d_state
 
-    return self._lazy_reg(step, grads, grads)
+    if self.reg is None or self.reg_every == 1 or step is None:
+      return grads(self.reg_weight)
+    return jax.lax.cond(step % self.reg_every == 0,
+                        lambda: grads(self.reg_every * self.reg_weight),
+                        lambda: grads(0.0))
 
   def d_grads(self, d_params: Any, g_params: Any, batch: Array, z: Array,
               g_state: Any = None, d_state: Any = None,

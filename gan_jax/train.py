@@ -240,11 +240,8 @@ def _run(config: Config, mesh, primary: bool, out, err) -> dict:
                                  config.num_eval_samples)))
   chunks = data_chunks(data, steps, config, start_step, mesh)
 
-  def picture(state: GANState, name: str, title: str) -> str:
-    samples = generate(steps, state, eval_latents(config))
-    path = os.path.join(config.workdir, name)
-    write_picture(path, samples, data, title, real)
-    return path
+  def due(every: int, step: int) -> bool:
+    return bool(every) and step % every == 0 and step < config.num_steps
 
   def on_log(record: dict) -> None:
     if primary:
@@ -260,15 +257,18 @@ def _run(config: Config, mesh, primary: bool, out, err) -> dict:
         stopping = _any_process(bool(stop)) and step < config.num_steps
         if step % every == 0 or step == config.num_steps or stopping:
           ckpt.save(state, config)
-        if (primary and config.image_every and step % config.image_every == 0
-            and step < config.num_steps):
-          path = picture(state, f'samples_{step}.png',
-                         f'{config.dataset} / {config.loss} / {step} steps')
+        picture = primary and due(config.image_every, step)
+        evaluate_now = evaluator is not None and due(config.eval_every, step)
+        if picture or evaluate_now:  # one set of samples serves both
+          samples = generate(steps, state, eval_latents(config))
+        if picture:
+          path = os.path.join(config.workdir, f'samples_{step}.png')
+          write_picture(path, samples, data,
+                        f'{config.dataset} / {config.loss} / {step} steps',
+                        real)
           tensorboard.image_png('samples', step, path)
-        if (evaluator is not None and config.eval_every
-            and step % config.eval_every == 0 and step < config.num_steps):
-          metrics.write(evaluator(step, generate(steps, state,
-                                                 eval_latents(config))))
+        if evaluate_now:
+          metrics.write(evaluator(step, samples))
         if stopping:
           ckpt.wait()
           raise Preempted(step, stop.signal_name or 'signal',

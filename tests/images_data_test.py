@@ -143,6 +143,21 @@ class TfdsTest(parameterized.TestCase):
       np.testing.assert_array_equal(chunks[t // 2][t % 2], want)
     np.testing.assert_array_equal(resumed_first, chunks[1])
 
+  def test_streaming_batches_per_step_and_host_sample(self):
+    with tfds.testing.mock_data(num_examples=NUM_EXAMPLES):
+      stream = images.tfds_streaming('mnist')
+      memory = np.asarray(images.tfds_in_memory('mnist').images)
+      chunk = stream.chunk(seed=1, first_step=4, num_steps=2, batch_size=3,
+                           batches_per_step=2)
+      sample = stream.sample(jax.random.PRNGKey(0), 5)
+    self.assertEqual(chunk.shape, (2, 2, 3, 28, 28, 1))
+    # step t's k batches are its k * B records, split in order
+    want = memory[stream.indices(1, 5, 6)].astype(np.float32) / 127.5 - 1
+    np.testing.assert_array_equal(chunk[1].reshape(6, 28, 28, 1), want)
+    self.assertEqual(sample.shape, (5, 28, 28, 1))
+    self.assertTrue(_rows_in(sample, memory.astype(np.float64) / 127.5 - 1,
+                             atol=1e-6))
+
   def test_auto_choice(self):
     with tfds.testing.mock_data(num_examples=NUM_EXAMPLES):
       self.assertIsInstance(images.tfds_images('mnist'), images.InMemoryImages)

@@ -27,10 +27,6 @@ ModelBuilder = Callable[..., tuple[nn.Module, nn.Module]]
 
 
 def _build_mlp(config, data_spec) -> tuple[nn.Module, nn.Module]:
-  if len(data_spec.shape) != 1:
-    raise ValueError(
-        f'model mlp needs flat data, but {config.dataset} has shape '
-        f'{data_spec.shape}')
   return (mlp.Generator(hidden=tuple(config.g_hidden),
                         out_dim=data_spec.shape[0]),
           mlp.Discriminator(hidden=tuple(config.d_hidden)))
@@ -42,38 +38,33 @@ def _features(features: int) -> dict:
 
 
 def _build_dcgan(config, data_spec) -> tuple[nn.Module, nn.Module]:
-  shape = tuple(data_spec.shape)
-  if len(shape) != 3 or shape[0] != shape[1] or shape[0] not in dcgan.SIZES:
-    raise ValueError(
-        f'model dcgan needs square images of size '
-        f'{", ".join(map(str, dcgan.SIZES))}, but {config.dataset} has shape '
-        f'{shape}')
-  return (dcgan.Generator(out_shape=shape, batch_norm=config.g_batch_norm,
+  return (dcgan.Generator(out_shape=tuple(data_spec.shape),
+                          batch_norm=config.g_batch_norm,
                           **_features(config.g_features)),
           dcgan.Discriminator(spectral_norm=config.d_spectral_norm,
                               **_features(config.d_features)))
 
 
 def _build_sngan_resnet(config, data_spec) -> tuple[nn.Module, nn.Module]:
-  shape = tuple(data_spec.shape)
-  if shape[:2] != (32, 32) or len(shape) != 3:
-    raise ValueError(f'model sngan_resnet needs 32x32 images, but '
-                     f'{config.dataset} has shape {shape}')
-  return (sngan_resnet.Generator(channels=shape[2],
+  return (sngan_resnet.Generator(channels=data_spec.shape[2],
                                  **_features(config.g_features)),
           sngan_resnet.Discriminator(**_features(config.d_features)))
 
 
+# What each built-in model needs of one sample's shape: (words, test).
+_NEEDS: dict[str, tuple[str, Callable[[tuple[int, ...]], bool]]] = {
+    'mlp': ('flat data', lambda s: len(s) == 1),
+    'dcgan': (f'square images of size {", ".join(map(str, dcgan.SIZES))}',
+              lambda s: len(s) == 3 and s[0] == s[1] and s[0] in dcgan.SIZES),
+    'sngan_resnet': ('32x32 images', lambda s: len(s) == 3 and s[:2] == (32, 32)),
+}
+
+
 def compatible(model: str, data_shape: tuple[int, ...]) -> bool:
-  """Whether `model` can be built for samples of `data_shape`."""
-  if model == 'mlp':
-    return len(data_shape) == 1
-  if model == 'dcgan':
-    return (len(data_shape) == 3 and data_shape[0] == data_shape[1]
-            and data_shape[0] in dcgan.SIZES)
-  if model == 'sngan_resnet':
-    return len(data_shape) == 3 and tuple(data_shape[:2]) == (32, 32)
-  return True
+  """Whether `model` can be built for samples of `data_shape` (registered
+  models without a stated need are assumed to fit)."""
+  need = _NEEDS.get(model)
+  return need is None or need[1](tuple(data_shape))
 
 
 _REGISTRY: dict[str, ModelBuilder] = {'mlp': _build_mlp,
@@ -104,4 +95,8 @@ def get(name: str) -> ModelBuilder:
 
 def build(config, data_spec) -> tuple[nn.Module, nn.Module]:
   """Builds `(generator, discriminator)` for `config.model` on `data_spec`."""
+  if not compatible(config.model, data_spec.shape):
+    raise ValueError(f'model {config.model} needs {_NEEDS[config.model][0]}, '
+                     f'but {config.dataset} has shape '
+                     f'{tuple(data_spec.shape)}')
   return get(config.model)(config, data_spec)

@@ -5,12 +5,19 @@ Setting (fixed): ring8, MLP 128x3 for both players, batch 256, z_dim 64,
 non-saturating loss, Adam, one D step per G step (bench/toy_throughput.py's).
 
     python bench/seeds_throughput.py [--seeds=16] [--steps=500] [--repeats=3]
+        [--cpu_devices=0]
 
-Both sides run the same compiled scan of `--steps` steps (compilation
-excluded, best of `--repeats`): sequential = one single-seed program called S
-times, one seed after another; vmapped = `gan_jax.seeds`' program over all S.
-Prints run-steps per second of each and their ratio (target: >= 1.5x on a
-2-core CPU, >= 10x on a GPU).
+All schedules run the same compiled scan of `--steps` steps (compilation
+excluded, best of `--repeats`):
+  - sequential: one single-seed program called S times, one seed after
+    another, on one device (every core works on each operation);
+  - vmapped, 1 device: `gan_jax.seeds`' program over all S on one device;
+  - vmapped, split: the same program with its seed axis split over the
+    host's devices (`shard_map`; what `gan_jax.main --num_seeds` and
+    `gan_jax.sweep` run). On a CPU host these are `--cpu_devices` virtual
+    devices (0: one per core), each executing its seeds on its own thread.
+Prints run-steps per second of each and the ratios to sequential (target:
+>= 1.5x on a 2-core CPU, >= 10x on a GPU).
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import jax
+from gan_jax import seeds
+
+import jax  # pylint: disable=g-bad-import-order
 
 from gan_jax import loop
-from gan_jax import seeds
 from gan_jax import train
 from gan_jax.config import Config
 
@@ -52,10 +60,14 @@ def sequential_rate(num_seeds: int, steps: int, repeats: int) -> float:
   return num_seeds * steps / best
 
 
-def vmapped_rate(num_seeds: int, steps: int, repeats: int) -> float:
+def vmapped_rate(num_seeds: int, steps: int, repeats: int,
+                 split: bool) -> tuple[float, int]:
+  """Run-steps/s of the vmapped program, and the devices it ran on."""
   configs = seeds.member_configs(CONFIG, num_seeds)
   _, step_fns, state = seeds.build(configs)
-  runner = seeds.ChunkRunner(step_fns.train_step)
+  mesh = seeds.seed_mesh(num_seeds) if split else None
+  state = seeds.place(state, mesh)
+  runner = seeds.ChunkRunner(step_fns.train_step, mesh)
   program = runner.compiled(state, steps)
   state, metrics = program(state)  # warm-up
   jax.block_until_ready(metrics)
@@ -65,7 +77,7 @@ def vmapped_rate(num_seeds: int, steps: int, repeats: int) -> float:
     state, metrics = program(state)
     jax.block_until_ready(metrics)
     best = min(best, time.perf_counter() - start)
-  return num_seeds * steps / best
+  return num_seeds * steps / best, 1 if mesh is None else mesh.size
 
 
 def main() -> None:
@@ -73,17 +85,26 @@ def main() -> None:
   parser.add_argument('--seeds', type=int, default=16)
   parser.add_argument('--steps', type=int, default=500)
   parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--cpu_devices', type=int, default=0,
+                      help='CPU devices to split the seeds over (0: one per '
+                      'core)')
   args = parser.parse_args()
+  seeds.configure_cpu_devices(args.cpu_devices, multi_member=True)
   seq = sequential_rate(args.seeds, args.steps, args.repeats)
-  vm = vmapped_rate(args.seeds, args.steps, args.repeats)
+  one, _ = vmapped_rate(args.seeds, args.steps, args.repeats, split=False)
+  split, used = vmapped_rate(args.seeds, args.steps, args.repeats, split=True)
   device = jax.devices()[0]
   print(f'{args.seeds} seeds x {args.steps} steps on {device.platform} '
-        f'({device.device_kind}), best of {args.repeats}:')
-  print(f'| {"schedule":<24} | {"run-steps/s":>12} |')
-  print(f'|{"-" * 26}|{"-" * 14}|')
-  print(f'| {"sequential (1 program)":<24} | {seq:>12.0f} |')
-  print(f'| {"vmapped (1 program)":<24} | {vm:>12.0f} |')
-  print(f'vmapped / sequential throughput ratio: {vm / seq:.2f}x')
+        f'({device.device_kind}, {jax.device_count()} device(s)), best of '
+        f'{args.repeats}:')
+  print(f'| {"schedule":<34} | {"run-steps/s":>12} | {"vs sequential":>13} |')
+  print(f'|{"-" * 36}|{"-" * 14}|{"-" * 15}|')
+  for label, rate in [('sequential (1 device)', seq),
+                      ('vmapped (1 device)', one),
+                      (f'vmapped, split over {used} device(s)', split)]:
+    print(f'| {label:<34} | {rate:>12.0f} | {rate / seq:>12.2f}x |')
+  print(f'vmapped / sequential throughput ratio: {split / seq:.2f}x '
+        f'({used} device(s)); in one device: {one / seq:.2f}x')
 
 
 if __name__ == '__main__':

@@ -5,7 +5,8 @@ flagfile prints one line naming the problem (and the valid choices) and exits
 with status 2 before anything is written.
 
 `--num_seeds=S` trains seeds --seed .. --seed+S-1 as one vmapped program
-(`gan_jax.seeds`); its artifacts have a leading seed axis.
+(`gan_jax.seeds`), split over the devices (on a CPU host `--cpu_devices`,
+default one per core); its artifacts have a leading seed axis.
 
 Exit status: 0 done, or stopped by SIGTERM/Ctrl-C after writing a checkpoint
 (the last line says how to resume); 1 a loss or parameter became NaN/Inf (the
@@ -61,6 +62,8 @@ def main(argv: list[str]) -> None:
     _usage_error(f'unexpected arguments {" ".join(argv[1:])}; pass settings as '
                  '--flag=value (see --helpfull)')
   try:
+    seeds_lib.configure_cpu_devices(flags.FLAGS.cpu_devices,
+                                    flags.FLAGS.num_seeds > 1)
     config = config_lib.from_flags()
     seeds_lib.check(config, flags.FLAGS.num_seeds)
   except config_lib.ConfigError as e:

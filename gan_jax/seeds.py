@@ -23,11 +23,23 @@ accelerator the M members fill the device that one small MLP leaves idle;
 on a CPU they turn M small matrix products into M-times-larger ones and
 share one program's dispatch (bench/seeds_throughput.py measures both).
 
+Members are split over the host's devices: with D local devices and M
+members, the program is `shard_map(vmap(scan), P('seed'))` over the largest
+d <= D that divides M, each device running M/d members with no
+communication between them (members are independent). On a multi-GPU or TPU
+host those are the accelerators. On a CPU host, `configure_cpu_devices`
+(`--cpu_devices`, default one per core for multi-member runs) makes JAX
+expose the cores as separate CPU devices, each executing its share of the
+members on its own thread: the small products of a toy MLP leave a core idle
+when one program splits each of them across both, and independent programs
+fill it (bench/seeds_throughput.py: 16 seeds, 2 cores, 1.6x the sequential
+throughput with the seeds split over 2 devices, 1.1x in one).
+
 `run(config, num_seeds)` is `gan_jax.main --num_seeds=S`: seeds
 `config.seed, ..., config.seed + S - 1` in one program, artifacts with a seed
 axis. Such a run writes no checkpoints (the sweep runner, `gan_jax.sweep`,
 resumes at the granularity of whole configurations instead), so options
-that need them, and data parallelism over several devices, are refused.
+that need them, and data parallelism within a member, are refused.
 """
 
 from __future__ import annotations
@@ -45,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import flags
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gan_jax import loop
 from gan_jax.config import Config, ConfigError
@@ -54,6 +67,8 @@ from gan_jax.steps import Steps, scheme_optimizer
 # Config fields that may differ between members of one program.
 FLOAT_HYPERPARAMS = ('g_lr', 'd_lr', 'beta1', 'beta2')
 MEMBER_FIELDS = ('workdir', 'seed') + FLOAT_HYPERPARAMS
+# The mesh axis members are split over.
+SEED_AXIS = 'seed'
 
 
 def define_flags() -> None:
@@ -62,6 +77,59 @@ def define_flags() -> None:
     flags.DEFINE_integer(
         'num_seeds', 1, 'Independent runs (seeds --seed, --seed+1, ...) '
         'trained as one vmapped program; artifacts get a leading seed axis.')
+  if 'cpu_devices' not in flags.FLAGS:
+    flags.DEFINE_integer(
+        'cpu_devices', 0, 'CPU hosts, --num_seeds > 1: virtual CPU devices '
+        'the seeds are split over, each running its share on its own thread '
+        '(0: one per core; 1: one program on all cores). No effect on GPU/TPU '
+        'hosts, where the accelerators are the devices.')
+
+
+def configure_cpu_devices(cpu_devices: int, multi_member: bool) -> int:
+  """Sets how many devices JAX's CPU backend exposes; returns that number.
+
+  Call before JAX initialises a backend (anything that lists devices or
+  computes). Single-member runs keep the default (one device, all cores for
+  each operation, 0 returned) unless `cpu_devices` asks otherwise;
+  multi-member programs get `cpu_devices` devices, 0 meaning one per core
+  available to this process, unless XLA_FLAGS already fixes the count
+  (--xla_force_host_platform_device_count).
+  """
+  if cpu_devices < 0:
+    raise ConfigError(f'--cpu_devices={cpu_devices} must be 0 (one per core) '
+                      'or a positive count')
+  if not cpu_devices:
+    if not multi_member or ('xla_force_host_platform_device_count'
+                            in os.environ.get('XLA_FLAGS', '')):
+      return 0
+    cpu_devices = len(os.sched_getaffinity(0))
+  jax.config.update('jax_num_cpu_devices', cpu_devices)
+  return cpu_devices
+
+
+def split_count(num_members: int, num_devices: int) -> int:
+  """The most devices, at most `num_devices`, that hold equal shares of
+  `num_members`."""
+  return max(d for d in range(1, min(num_devices, num_members) + 1)
+             if num_members % d == 0)
+
+
+def seed_mesh(num_members: int,
+              devices: Optional[Sequence[jax.Device]] = None) -> Optional[Mesh]:
+  """A 1-D 'seed' mesh over the most local devices that split `num_members`
+  evenly (None when that is one device)."""
+  devices = list(devices) if devices is not None else jax.local_devices()
+  used = split_count(num_members, len(devices))
+  if used == 1:
+    return None
+  return Mesh(np.asarray(devices[:used]), (SEED_AXIS,))
+
+
+def place(state: GANState, mesh: Optional[Mesh]) -> GANState:
+  """`state` with its member axis split over `mesh` (unchanged if None)."""
+  if mesh is None:
+    return state
+  return jax.device_put(state, NamedSharding(mesh, P(SEED_AXIS)))
 
 
 def static_key(config: Config) -> Config:
@@ -87,7 +155,7 @@ def check(config: Config, num_seeds: int) -> None:
   if refused:
     raise ConfigError(
         f'--num_seeds={num_seeds} writes no checkpoints and runs on one '
-        f'device without in-training evaluation; drop {", ".join(refused)} '
+        f'host without in-training evaluation; drop {", ".join(refused)} '
         'or use --num_seeds=1')
   if os.path.isdir(os.path.join(config.workdir, 'checkpoints')):
     raise ConfigError(
@@ -138,10 +206,12 @@ def build(configs: Sequence[Config]):
 
 
 class ChunkRunner:
-  """One compiled `vmap(scan(train_step))` program per chunk length."""
+  """One compiled `vmap(scan(train_step))` program per chunk length, its
+  member axis split over `mesh` (`shard_map`) when one is given."""
 
-  def __init__(self, train_step: Callable):
+  def __init__(self, train_step: Callable, mesh: Optional[Mesh] = None):
     self._train_step = train_step
+    self._mesh = mesh
     self._compiled: dict[int, Callable] = {}
     self.compile_seconds = 0.0
     self.compilations = 0
@@ -149,9 +219,12 @@ class ChunkRunner:
   def compiled(self, state: GANState, length: int) -> Callable:
     if length not in self._compiled:
       start = time.perf_counter()
-      fn = jax.jit(jax.vmap(
-          lambda s: loop.scan_steps(self._train_step, s, length)),
-                   donate_argnums=0)
+      members = jax.vmap(lambda s: loop.scan_steps(self._train_step, s, length))
+      if self._mesh is not None:
+        # Members never communicate: each device runs its block on its own.
+        members = jax.shard_map(members, mesh=self._mesh,
+                                in_specs=P(SEED_AXIS), out_specs=P(SEED_AXIS))
+      fn = jax.jit(members, donate_argnums=0)
       self._compiled[length] = fn.lower(state).compile()
       self.compile_seconds += time.perf_counter() - start
       self.compilations += 1
@@ -177,6 +250,7 @@ class Result:
     train_seconds: wall time of the compiled chunks, without compilation.
     compile_seconds: time spent compiling.
     compilations: programs compiled (one per distinct chunk length).
+    devices: devices the members were split over (1: one vmapped program).
   """
 
   state: GANState
@@ -186,6 +260,7 @@ class Result:
   train_seconds: float
   compile_seconds: float
   compilations: int
+  devices: int = 1
 
 
 def train_members(configs: Sequence[Config], out=None,
@@ -198,7 +273,13 @@ def train_members(configs: Sequence[Config], out=None,
   from gan_jax import train  # pylint: disable=g-import-not-at-top
   first = configs[0]
   data, steps, state = build(configs)
-  runner = ChunkRunner(steps.train_step)
+  mesh = seed_mesh(len(configs))
+  state = place(state, mesh)
+  runner = ChunkRunner(steps.train_step, mesh)
+  if out is not None and mesh is not None:
+    print(f'{len(configs)} runs split over {mesh.size} '
+          f'{mesh.devices.flat[0].platform.upper()} devices, '
+          f'{len(configs) // mesh.size} per device', file=out, flush=True)
   logs: list[list[dict]] = [[] for _ in configs]
   diverged: list[Optional[int]] = [None] * len(configs)
   step, seconds = 0, 0.0
@@ -240,7 +321,7 @@ def train_members(configs: Sequence[Config], out=None,
       final['diverged_at'] = diverged[m]
     finals.append(final)
   return Result(state, samples, logs, finals, seconds, runner.compile_seconds,
-                runner.compilations)
+                runner.compilations, 1 if mesh is None else mesh.size)
 
 
 def member_configs(config: Config, num_seeds: int) -> list[Config]:

@@ -17,7 +17,9 @@ in the optimizer state (`gan_jax.seeds`). Loss, `d_steps`, update scheme,
 widths and batch size change the program itself and run one program after
 another. `--max_runs_per_program` bounds a program's size (memory); a
 configuration's seeds always stay together. `--nobatch_hyperparams` gives
-every configuration its own program.
+every configuration its own program. A program's runs are split over the
+host's devices (`gan_jax.seeds`; on a CPU host `--cpu_devices` virtual
+devices, default one per core).
 
 Interruption. `--workdir` holds `sweep.json` (the grid and the ordered list of
 configurations) and one directory per configuration, named by its grid point
@@ -49,6 +51,7 @@ from typing import Optional, Sequence
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from gan_jax import config as config_lib
 from gan_jax import results as results_lib
@@ -255,8 +258,11 @@ def run_sweep(grid: Sequence[tuple[str, list[str]]], base: Config,
       report.computed.append(names[i])
     report.programs.append([names[i] for i in group])
     report.compilations += result.compilations
+    split = (f', split over {result.devices} devices'
+             if result.devices > 1 else '')
     print(f'  done in {wall:.1f} s ({result.train_seconds:.1f} s training, '
-          f'{result.compile_seconds:.1f} s compiling)', file=out, flush=True)
+          f'{result.compile_seconds:.1f} s compiling{split})', file=out,
+          flush=True)
     results_lib.write_tables(sweep_dir)
   results_lib.write_tables(sweep_dir)
   if figures:
@@ -330,10 +336,15 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
+  # Library notes (backends not found, orbax options) are not for the user.
+  logging.set_verbosity(logging.ERROR)
   if len(argv) > 1:
     _usage_error(f'unexpected arguments {" ".join(argv[1:])}; pass settings '
                  'as --flag=value')
   try:
+    # Every program of a sweep may hold several members (seeds, or
+    # configurations batched together): split them over the cores.
+    seeds_lib.configure_cpu_devices(FLAGS.cpu_devices, multi_member=True)
     grid = parse_grid(FLAGS.grid)
     if FLAGS.max_runs_per_program < 1:
       raise ConfigError(f'--max_runs_per_program='

@@ -87,6 +87,8 @@ BAD = [
     ('unknown_metric', ['--eval_metrics=fid,bogus'],
      "--eval_metrics: 'bogus' is not a known metric; valid: fid, kid"),
     ('zero_seeds', ['--num_seeds=0'], '--num_seeds=0 must be at least 1'),
+    ('negative_cpu_devices', ['--num_seeds=2', '--cpu_devices=-1'],
+     '--cpu_devices=-1 must be 0 (one per core) or a positive count'),
     ('zero_log_every', ['--log_every=0'], '--log_every=0 must be positive'),
     ('negative_seed', ['--seed=-1'], '--seed=-1 must be >= 0'),
     ('negative_checkpoint_every', ['--checkpoint_every=-100'],

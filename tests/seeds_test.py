@@ -10,6 +10,8 @@ state, so the same comparison covers hyperparameter batching.
 import io
 import json
 import os
+import subprocess
+import sys
 
 from absl.testing import absltest
 import jax
@@ -20,6 +22,7 @@ from gan_jax import seeds
 from gan_jax import train
 from gan_jax.config import Config, ConfigError
 from gan_jax.metrics import toy as toy_metrics
+import subprocess_env
 
 TINY = Config(workdir='/unused', dataset='ring8', loss='hinge', z_dim=4,
               g_hidden=(16, 16), d_hidden=(16, 16), batch_size=32,
@@ -106,6 +109,39 @@ class SeedsTest(absltest.TestCase):
     with self.assertRaisesRegex(ConfigError, r'^--num_seeds=0 must be at '
                                 r'least 1$'):
       seeds.check(TINY, 0)
+
+
+  def test_members_are_split_over_the_most_devices_that_divide_them(self):
+    devices = jax.local_devices()
+    self.assertIsNone(seeds.seed_mesh(4, devices[:1]))
+    self.assertEqual(seeds.split_count(6, 4), 3)
+    self.assertEqual(seeds.split_count(16, 2), 2)
+    self.assertEqual(seeds.split_count(5, 2), 1)
+    self.assertEqual(seeds.split_count(1, 8), 1)
+
+
+class SplitOverDevicesTest(absltest.TestCase):
+  """`--num_seeds` split over CPU devices computes what one device does."""
+
+  def run_main(self, workdir, cpu_devices):
+    command = [sys.executable, '-m', 'gan_jax.main', '--dataset=ring8',
+               '--loss=hinge', '--z_dim=4', '--g_hidden=16,16',
+               '--d_hidden=16,16', '--batch_size=32', '--num_steps=10',
+               '--log_every=5', '--num_eval_samples=100', '--num_seeds=4',
+               f'--cpu_devices={cpu_devices}', f'--workdir={workdir}']
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env=subprocess_env.env(), check=False, timeout=300)
+    self.assertEqual(done.returncode, 0, done.stderr)
+    return done.stdout, np.load(os.path.join(workdir, 'samples.npy'))
+
+  def test_two_devices_equal_one(self):
+    out_one, one = self.run_main(self.create_tempdir().full_path, 1)
+    out_two, two = self.run_main(self.create_tempdir().full_path, 2)
+    self.assertNotIn('split over', out_one)
+    self.assertIn('4 runs split over 2 CPU devices, 2 per device', out_two)
+    self.assertEqual(one.shape, (4, 100, 2))
+    # The same arithmetic per member; only float reassociation may differ.
+    np.testing.assert_allclose(two, one, atol=1e-5)
 
 
 if __name__ == '__main__':

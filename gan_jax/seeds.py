@@ -107,19 +107,26 @@ def configure_cpu_devices(cpu_devices: int, multi_member: bool) -> int:
   return cpu_devices
 
 
-def split_count(num_members: int, num_devices: int) -> int:
-  """The most devices, at most `num_devices`, that hold equal shares of
-  `num_members`."""
-  return max(d for d in range(1, min(num_devices, num_members) + 1)
-             if num_members % d == 0)
+def split(num_members: int, num_devices: int) -> tuple[int, int]:
+  """(devices d, members per device k) for `num_members` over at most
+  `num_devices` devices.
+
+  A device's time grows with its share k = ceil(M / d), so d is the fewest
+  devices that reach the smallest share ceil(M / min(D, M)); when d does not
+  divide M, the program is padded to d k members (copies of the last one,
+  trained and discarded): 5 members on 2 devices run as 2 x 3.
+  """
+  share = -(-num_members // max(1, min(num_devices, num_members)))
+  devices = -(-num_members // share)
+  return devices, share
 
 
 def seed_mesh(num_members: int,
               devices: Optional[Sequence[jax.Device]] = None) -> Optional[Mesh]:
-  """A 1-D 'seed' mesh over the most local devices that split `num_members`
-  evenly (None when that is one device)."""
+  """A 1-D 'seed' mesh over the local devices `split` chooses for
+  `num_members` (None when that is one device)."""
   devices = list(devices) if devices is not None else jax.local_devices()
-  used = split_count(num_members, len(devices))
+  used, _ = split(num_members, len(devices))
   if used == 1:
     return None
   return Mesh(np.asarray(devices[:used]), (SEED_AXIS,))
@@ -272,14 +279,19 @@ def train_members(configs: Sequence[Config], out=None,
   """
   from gan_jax import train  # pylint: disable=g-import-not-at-top
   first = configs[0]
-  data, steps, state = build(configs)
   mesh = seed_mesh(len(configs))
+  padded = 0 if mesh is None else mesh.size * split(len(configs),
+                                                      mesh.size)[1]
+  padding = [configs[-1]] * max(0, padded - len(configs))
+  data, steps, state = build(list(configs) + padding)
   state = place(state, mesh)
   runner = ChunkRunner(steps.train_step, mesh)
   if out is not None and mesh is not None:
     print(f'{len(configs)} runs split over {mesh.size} '
           f'{mesh.devices.flat[0].platform.upper()} devices, '
-          f'{len(configs) // mesh.size} per device', file=out, flush=True)
+          f'{padded // mesh.size} per device'
+          + (f' ({len(padding)} padding run(s), discarded)' if padding
+             else ''), file=out, flush=True)
   logs: list[list[dict]] = [[] for _ in configs]
   diverged: list[Optional[int]] = [None] * len(configs)
   step, seconds = 0, 0.0
@@ -306,6 +318,7 @@ def train_members(configs: Sequence[Config], out=None,
             f'{length / took:.0f} steps/s each', file=out, flush=True)
     if on_chunk is not None:
       on_chunk(step)
+  state = jax.tree.map(lambda x: x[:len(configs)], state)
   z = jnp.stack([train.eval_latents(c) for c in configs])
   params = state.g_ema if steps.g_ema_decay else state.g_params
   generate = jax.jit(jax.vmap(lambda p, s, z: steps.game.generate(p, z, s)))

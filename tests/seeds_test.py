@@ -111,23 +111,26 @@ class SeedsTest(absltest.TestCase):
       seeds.check(TINY, 0)
 
 
-  def test_members_are_split_over_the_most_devices_that_divide_them(self):
-    devices = jax.local_devices()
-    self.assertIsNone(seeds.seed_mesh(4, devices[:1]))
-    self.assertEqual(seeds.split_count(6, 4), 3)
-    self.assertEqual(seeds.split_count(16, 2), 2)
-    self.assertEqual(seeds.split_count(5, 2), 1)
-    self.assertEqual(seeds.split_count(1, 8), 1)
+  def test_members_split_into_the_smallest_share_per_device(self):
+    self.assertIsNone(seeds.seed_mesh(4, jax.local_devices()[:1]))
+    # (members, devices) -> (devices used, members per device)
+    cases = {(16, 2): (2, 8), (5, 2): (2, 3), (1, 8): (1, 1), (6, 4): (3, 2),
+             (9, 8): (5, 2), (3, 1): (1, 3), (8, 8): (8, 1)}
+    for (members, devices), expected in cases.items():
+      used, share = seeds.split(members, devices)
+      self.assertEqual((used, share), expected, (members, devices))
+      self.assertGreaterEqual(used * share, members)
+      self.assertLess(used * share - members, share)
 
 
 class SplitOverDevicesTest(absltest.TestCase):
   """`--num_seeds` split over CPU devices computes what one device does."""
 
-  def run_main(self, workdir, cpu_devices):
+  def run_main(self, workdir, cpu_devices, num_seeds=4):
     command = [sys.executable, '-m', 'gan_jax.main', '--dataset=ring8',
                '--loss=hinge', '--z_dim=4', '--g_hidden=16,16',
                '--d_hidden=16,16', '--batch_size=32', '--num_steps=10',
-               '--log_every=5', '--num_eval_samples=100', '--num_seeds=4',
+               '--log_every=5', '--num_eval_samples=100', f'--num_seeds={num_seeds}',
                f'--cpu_devices={cpu_devices}', f'--workdir={workdir}']
     done = subprocess.run(command, capture_output=True, text=True,
                           env=subprocess_env.env(), check=False, timeout=300)
@@ -141,6 +144,14 @@ class SplitOverDevicesTest(absltest.TestCase):
     self.assertIn('4 runs split over 2 CPU devices, 2 per device', out_two)
     self.assertEqual(one.shape, (4, 100, 2))
     # The same arithmetic per member; only float reassociation may differ.
+    np.testing.assert_allclose(two, one, atol=1e-5)
+
+  def test_an_uneven_split_pads_and_discards(self):
+    out_one, one = self.run_main(self.create_tempdir().full_path, 1, num_seeds=3)
+    out_two, two = self.run_main(self.create_tempdir().full_path, 2, num_seeds=3)
+    self.assertIn('3 runs split over 2 CPU devices, 2 per device (1 padding '
+                  'run(s), discarded)', out_two)
+    self.assertEqual(two.shape, (3, 100, 2))
     np.testing.assert_allclose(two, one, atol=1e-5)
 
 

@@ -30,6 +30,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 import numpy as np
 
@@ -337,6 +338,7 @@ def build(runs: str, out: str, sweeps: str) -> str:
 
 def main(argv) -> None:
   del argv
+  logging.set_verbosity(logging.ERROR)  # library notes are not for the user
   print(f'wrote {build(FLAGS.runs, FLAGS.out, FLAGS.sweeps)}', flush=True)
 
 

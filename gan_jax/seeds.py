@@ -18,7 +18,9 @@ shape or control flow and must agree (`static_key`).
 Under vmap each member computes exactly what it would alone: the same
 initial parameters (the same keys), the same batches, the same arithmetic,
 so member m equals the run `--seed=seed_m` trained by `gan_jax.train` up to
-float reassociation (checked to 1e-5 in tests/seeds_test.py). On an
+float reassociation (checked to 1e-5 in tests/seeds_test.py; training
+amplifies such rounding differences, so after hundreds of steps the same
+seed alone and vmapped are two equally valid runs, not equal bits). On an
 accelerator the M members fill the device that one small MLP leaves idle;
 on a CPU they turn M small matrix products into M-times-larger ones and
 share one program's dispatch (bench/seeds_throughput.py measures both).

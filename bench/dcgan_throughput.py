@@ -13,11 +13,14 @@ For each layer implementation it prints the FLOPs of one training step (XLA's
 cost analysis of the compiled step), steps/s inside the `lax.scan` loop of
 `gan_jax.loop` and in a Python loop of jitted steps (best of `--repeats`), and
 the achieved rate as a percentage of the measured float32 matmul rate (best
-of jnp.dot 2048^3). Two FLOP counts are used: the flax step's (it counts the
-multiplications by the zeros that dilate a transposed convolution's input,
-the issue's "about 9.1 GFLOP") and each step's own count (the arithmetic it
-actually does). The machine may be shared: best-of-N removes most, not all,
-of the interference.
+of jnp.dot 2048^3). Two FLOP counts are used: the flax step's, 9.06 GFLOP
+(XLA counts a convolution's kernel taps only where they fall inside the
+input: no multiplications by the border padding or by the zeros that dilate
+a transposed convolution's input; the model's arithmetic), and each step's
+own count, 10.46 GFLOP for the matmul layers (their products also multiply
+the border padding, about 14% more for the 4x4 stride-2 layers at 7 and 14
+pixels). The flax-FLOPs column is the one that compares formulations. The
+machine may be shared: best-of-N removes most, not all, of the interference.
 """
 
 from __future__ import annotations

@@ -57,7 +57,10 @@ input resolution (`lax.pad` without interior padding, negative edges crop),
 and y interleaves the phases (depth-to-space): no full-resolution buffer per
 tap, no arithmetic on dilation zeros. Its derivatives are again one matmul
 each, dK_all = x^T S(dy), dx = S(dy) K_all^T, with S the adjoint data
-movement (space-to-depth and shifted slices).
+movement (space-to-depth and shifted slices). The taps Z_t are taken from Z
+with `lax.split`, whose transpose assembles S(dy) by one concatenation of
+the shifted slices; indexing Z instead would transpose into kh kw zero-padded
+copies of Z summed, the slowest instruction of the DCGAN step on CPU.
 
 On other back-ends (GPU, TPU) the vendor convolutions are fast, and
 `implementation='auto'` uses `lax.conv_general_dilated`/`lax.conv_transpose`
@@ -250,9 +253,7 @@ def conv2d_transpose(x: Array, kernel: Array, strides: Sequence[int],
   wo = (w - 1) * s[1] + 1 + paw + pbw - kw + 1
   k_all = kernel.transpose(2, 0, 1, 3).reshape(c, kh * kw * o)
   z = jnp.dot(x.reshape(b * h * w, c), k_all, precision=precision)
-  # `lax.split`, not indexing: its transpose is one concatenation, where the
-  # transpose of kh kw slices would be kh kw zero-padded full-size buffers
-  # summed (on CPU the slowest instruction of the DCGAN G step).
+  # `lax.split`, not indexing (see the module docstring).
   taps = lax.split(z.reshape(b, h, w, kh * kw * o), [o] * (kh * kw), axis=3)
   # Tap t adds Z_t[m] to output o = s m + pa - t. With pa - t = s a_t + r_t
   # (0 <= r_t < s) that is phase r_t of the output at the input-resolution

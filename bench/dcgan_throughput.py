@@ -26,7 +26,11 @@ machine may be shared: best-of-N removes most, not all, of the interference.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -68,15 +72,27 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
   return 2 * n**3 / best / 1e9
 
 
-def step_flops(steps: Steps, state) -> float:
-  """FLOPs of one training step, from XLA's cost analysis of the lowered
-  (not yet compiled) program: the same count on every backend, where a
-  compiled GPU program hides its convolutions in library calls it does not
-  count."""
+def step_flops(steps: Steps, state) -> Optional[float]:
+  """FLOPs of one training step by XLA's cost analysis of the lowered
+  program; None where the backend has no such analysis (GPU)."""
   analysis = jax.jit(steps.train_step).lower(state).cost_analysis()
   if isinstance(analysis, list):
     analysis = analysis[0]
-  return float(analysis['flops'])
+  return float(analysis['flops']) if analysis else None
+
+
+def model_flops(data: images.InMemoryImages, batch: int) -> float:
+  """The model's FLOPs per step: the flax step's count. Off CPU it is
+  counted by a CPU-only copy of this script (a compiled GPU program hides its
+  convolutions in library calls that XLA does not count); the arithmetic is
+  the same on every backend."""
+  if jax.default_backend() == 'cpu':
+    return step_flops(*build('flax', data, batch))
+  done = subprocess.run(
+      [sys.executable, __file__, '--model_flops', f'--batch={batch}'],
+      env={**os.environ, 'JAX_PLATFORMS': 'cpu'}, capture_output=True,
+      text=True, check=True)
+  return float(done.stdout.split()[-1])
 
 
 def fresh(state):
@@ -120,13 +136,20 @@ def main() -> None:
   parser.add_argument('--batch', type=int, default=BATCH)
   parser.add_argument('--layers', default='flax,fast',
                       help='comma-separated subset of: flax, fast')
+  parser.add_argument('--model_flops', action='store_true',
+                      help='only print the model\'s FLOPs per step')
   args = parser.parse_args()
   data = images.digits(28)
+  nominal = model_flops(data, args.batch)
+  if args.model_flops:
+    print(nominal)
+    return
   built = {name: build(name, data, args.batch)
            for name in args.layers.split(',')}
-  flops = {name: step_flops(*built[name]) for name in built}
-  if 'flax' not in flops:  # the model's FLOPs, whichever layers are timed
-    flops['flax'] = step_flops(*build('flax', data, args.batch))
+  # As executed; off CPU both layer sets are XLA's convolutions, whose
+  # arithmetic is the model's.
+  flops = {name: step_flops(*built[name]) or nominal for name in built}
+  flops.setdefault('flax', nominal)
   peak = matmul_gflops()
   rows = []
   for name, (steps, state) in built.items():
@@ -135,7 +158,6 @@ def main() -> None:
     rows.append((name, 'python loop of jit steps',
                  python_loop_rate(steps, state, args.steps, args.repeats)))
   peak = max(peak, matmul_gflops())  # best of before and after the runs
-  nominal = flops['flax']
   print(f'device: {jax.devices()[0].device_kind} x{jax.device_count()}  '
         f'jax {jax.__version__}; batch {args.batch}, z {Z_DIM}; best of '
         f'{args.repeats} x {args.steps} steps')

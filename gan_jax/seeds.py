@@ -26,9 +26,11 @@ on a CPU they turn M small matrix products into M-times-larger ones and
 share one program's dispatch (bench/seeds_throughput.py measures both).
 
 Members are split over the host's devices: with D local devices and M
-members, the program is `shard_map(vmap(scan), P('seed'))` over the largest
-d <= D that divides M, each device running M/d members with no
-communication between them (members are independent). On a multi-GPU or TPU
+members, the program is `shard_map(vmap(scan), P('seed'))` over the d <= D
+devices that `split` chooses, each running ceil(M/d) members with no
+communication between them (members are independent); an M that d does not
+divide is padded with copies of the last member, trained and discarded,
+which costs less than leaving devices idle. On a multi-GPU or TPU
 host those are the accelerators. On a CPU host, `configure_cpu_devices`
 (`--cpu_devices`, default one per core for multi-member runs) makes JAX
 expose the cores as separate CPU devices, each executing its share of the

@@ -8,6 +8,7 @@ conv 4x4/2 -> 128, leaky ReLU 0.2, dense -> 1. Real images are scikit-learn's
 digits resized to 28x28, held on the device and drawn inside the step.
 
     python bench/dcgan_throughput.py [--steps=20] [--repeats=3] [--batch=64]
+        [--dtype=float32|bfloat16]
 
 For each layer implementation it prints the FLOPs of one training step (XLA's
 cost analysis of the lowered step), steps/s inside the `lax.scan` loop of
@@ -48,8 +49,9 @@ BATCH = 64
 Z_DIM = 100
 
 
-def build(layers: str, data: images.InMemoryImages, batch: int = BATCH):
-  g, d = dcgan.bench_models(layers)
+def build(layers: str, data: images.InMemoryImages, batch: int = BATCH,
+          dtype=None):
+  g, d = dcgan.bench_models(layers, dtype)
   game = Game(g, d, losses.get('non_saturating'))
   opt = optax.adam(2e-4, b1=0.5, b2=0.999)
   steps = Steps(game=game, g_opt=opt, d_opt=opt, sample_data=data.sample,
@@ -58,10 +60,11 @@ def build(layers: str, data: images.InMemoryImages, batch: int = BATCH):
   return steps, state
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-  """Best-of float32 matmul rate (GFLOP/s) of an n x n x n product."""
-  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-  b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+def matmul_gflops(n: int = 2048, repeats: int = 10,
+                  dtype=jnp.float32) -> float:
+  """Best-of matmul rate (GFLOP/s) of an n x n x n product in `dtype`."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
+  b = jax.random.normal(jax.random.PRNGKey(1), (n, n), dtype)
   f = jax.jit(jnp.dot)
   f(a, b).block_until_ready()
   best = float('inf')
@@ -136,6 +139,10 @@ def main() -> None:
   parser.add_argument('--batch', type=int, default=BATCH)
   parser.add_argument('--layers', default='flax,fast',
                       help='comma-separated subset of: flax, fast')
+  parser.add_argument('--dtype', default='float32',
+                      choices=('float32', 'bfloat16'),
+                      help='computation dtype of the models (parameters stay '
+                      'float32); the matmul rate is measured in it too')
   parser.add_argument('--model_flops', action='store_true',
                       help='only print the model\'s FLOPs per step')
   args = parser.parse_args()
@@ -144,24 +151,27 @@ def main() -> None:
   if args.model_flops:
     print(nominal)
     return
-  built = {name: build(name, data, args.batch)
+  dtype = jnp.dtype(args.dtype)
+  built = {name: build(name, data, args.batch, dtype)
            for name in args.layers.split(',')}
   # As executed; off CPU both layer sets are XLA's convolutions, whose
   # arithmetic is the model's.
   flops = {name: step_flops(*built[name]) or nominal for name in built}
   flops.setdefault('flax', nominal)
-  peak = matmul_gflops()
+  peak = matmul_gflops(dtype=dtype)
   rows = []
   for name, (steps, state) in built.items():
     rows.append((name, 'lax.scan chunk',
                  scan_rate(steps, state, args.steps, args.repeats)))
     rows.append((name, 'python loop of jit steps',
                  python_loop_rate(steps, state, args.steps, args.repeats)))
-  peak = max(peak, matmul_gflops())  # best of before and after the runs
+  peak = max(peak, matmul_gflops(dtype=dtype))  # best of before and after
   print(f'device: {jax.devices()[0].device_kind} x{jax.device_count()}  '
-        f'jax {jax.__version__}; batch {args.batch}, z {Z_DIM}; best of '
+        f'jax {jax.__version__}; batch {args.batch}, z {Z_DIM}, {args.dtype}; '
+        f'best of '
         f'{args.repeats} x {args.steps} steps')
-  print(f'measured f32 matmul rate (best of jnp.dot 2048^3): {peak:.1f} GFLOP/s')
+  print(f'measured {args.dtype} matmul rate (best of jnp.dot 2048^3): '
+        f'{peak:.1f} GFLOP/s')
   for name, f in flops.items():
     print(f'FLOPs per training step, {name} layers (XLA cost analysis): '
           f'{f / 1e9:.2f} GFLOP' + (' (the model\'s)' if name == 'flax' else

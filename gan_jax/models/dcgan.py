@@ -28,7 +28,7 @@ dense -> 1; no normalisation.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -71,12 +71,16 @@ class Generator(nn.Module):
     batch_norm: batch norm after the dense layer and every hidden
       transposed convolution (then those layers have no bias).
     layers: 'fast' or 'flax' convolutions.
+    dtype: computation dtype of every layer (e.g. jnp.bfloat16; parameters
+      stay float32); None computes in the inputs' dtype. The images are
+      returned as float32.
   """
 
   out_shape: Sequence[int]
   features: int = 64
   batch_norm: bool = False
   layers: str = 'fast'
+  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, z_BxZ: jax.Array, train: bool = True) -> jax.Array:
@@ -90,16 +94,20 @@ class Generator(nn.Module):
 
     def norm_relu(h):
       if self.batch_norm:
-        h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                         dtype=self.dtype)(h)
       return nn.relu(h)
 
-    h = nn.Dense(s0 * s0 * c, use_bias=not self.batch_norm)(z_BxZ)
+    h = nn.Dense(s0 * s0 * c, use_bias=not self.batch_norm,
+                 dtype=self.dtype)(z_BxZ)
     h = norm_relu(h.reshape(z_BxZ.shape[0], s0, s0, c))
     for _ in range(n - 1):
       c //= 2
-      h = conv_t(c, (4, 4), (2, 2), 'SAME', use_bias=not self.batch_norm)(h)
+      h = conv_t(c, (4, 4), (2, 2), 'SAME', use_bias=not self.batch_norm,
+                 dtype=self.dtype)(h)
       h = norm_relu(h)
-    return jnp.tanh(conv_t(c_out, (4, 4), (2, 2), 'SAME')(h))
+    out = conv_t(c_out, (4, 4), (2, 2), 'SAME', dtype=self.dtype)(h)
+    return jnp.tanh(out).astype(jnp.float32)
 
 
 class Discriminator(nn.Module):
@@ -109,11 +117,14 @@ class Discriminator(nn.Module):
     features: channels of the first convolution, doubling at each.
     spectral_norm: spectrally normalise every layer (convolutions and dense).
     layers: 'fast' or 'flax' convolutions.
+    dtype: computation dtype of every layer (parameters stay float32); None
+      computes in the inputs' dtype. The outputs are returned as float32.
   """
 
   features: int = 64
   spectral_norm: bool = False
   layers: str = 'fast'
+  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array, train: bool = True) -> jax.Array:
@@ -122,13 +133,17 @@ class Discriminator(nn.Module):
     sn = lambda layer: fast_layers.spectral_norm(layer, self.spectral_norm)
     h = x_BxHxWxC
     for i in range(n):
-      h = sn(conv(self.features * 2 ** i, (4, 4), (2, 2), 'SAME'))(h, train)
+      h = sn(conv(self.features * 2 ** i, (4, 4), (2, 2), 'SAME',
+                  dtype=self.dtype))(h, train)
       h = nn.leaky_relu(h, 0.2)
     h = h.reshape(h.shape[0], -1)
-    return sn(nn.Dense(1))(h, train)[..., 0]
+    return sn(nn.Dense(1, dtype=self.dtype))(h, train)[..., 0].astype(
+        jnp.float32)
 
 
-def bench_models(layers: str = 'fast') -> tuple[Generator, Discriminator]:
+def bench_models(layers: str = 'fast', dtype: Optional[Any] = None
+                 ) -> tuple[Generator, Discriminator]:
   """The benchmark pair: 28x28x1, 64 base features, no normalisation."""
-  return (Generator(out_shape=(28, 28, 1), features=64, layers=layers),
-          Discriminator(features=64, layers=layers))
+  return (Generator(out_shape=(28, 28, 1), features=64, layers=layers,
+                    dtype=dtype),
+          Discriminator(features=64, layers=layers, dtype=dtype))

@@ -284,16 +284,16 @@ def train_members(configs: Sequence[Config], out=None,
   from gan_jax import train  # pylint: disable=g-import-not-at-top
   first = configs[0]
   mesh = seed_mesh(len(configs))
-  padded = 0 if mesh is None else mesh.size * split(len(configs),
-                                                      mesh.size)[1]
-  padding = [configs[-1]] * max(0, padded - len(configs))
+  per_device = split(len(configs), 1 if mesh is None else mesh.size)[1]
+  padding = [configs[-1]] * ((1 if mesh is None else mesh.size) * per_device
+                             - len(configs))
   data, steps, state = build(list(configs) + padding)
   state = place(state, mesh)
   runner = ChunkRunner(steps.train_step, mesh)
   if out is not None and mesh is not None:
     print(f'{len(configs)} runs split over {mesh.size} '
           f'{mesh.devices.flat[0].platform.upper()} devices, '
-          f'{padded // mesh.size} per device'
+          f'{per_device} per device'
           + (f' ({len(padding)} padding run(s), discarded)' if padding
              else ''), file=out, flush=True)
   logs: list[list[dict]] = [[] for _ in configs]
@@ -322,7 +322,8 @@ def train_members(configs: Sequence[Config], out=None,
             f'{length / took:.0f} steps/s each', file=out, flush=True)
     if on_chunk is not None:
       on_chunk(step)
-  state = jax.tree.map(lambda x: x[:len(configs)], state)
+  if padding:
+    state = jax.tree.map(lambda x: x[:len(configs)], state)
   z = jnp.stack([train.eval_latents(c) for c in configs])
   params = state.g_ema if steps.g_ema_decay else state.g_params
   generate = jax.jit(jax.vmap(lambda p, s, z: steps.game.generate(p, z, s)))

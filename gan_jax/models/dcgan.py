@@ -72,8 +72,8 @@ class Generator(nn.Module):
       transposed convolution (then those layers have no bias).
     layers: 'fast' or 'flax' convolutions.
     dtype: computation dtype of every layer (e.g. jnp.bfloat16; parameters
-      stay float32); None computes in the inputs' dtype. The images are
-      returned as float32.
+      stay float32, and the images are returned as float32); None computes
+      in the inputs' dtype.
   """
 
   out_shape: Sequence[int]
@@ -106,8 +106,8 @@ class Generator(nn.Module):
       h = conv_t(c, (4, 4), (2, 2), 'SAME', use_bias=not self.batch_norm,
                  dtype=self.dtype)(h)
       h = norm_relu(h)
-    out = conv_t(c_out, (4, 4), (2, 2), 'SAME', dtype=self.dtype)(h)
-    return jnp.tanh(out).astype(jnp.float32)
+    out = jnp.tanh(conv_t(c_out, (4, 4), (2, 2), 'SAME', dtype=self.dtype)(h))
+    return out if self.dtype is None else out.astype(jnp.float32)
 
 
 class Discriminator(nn.Module):
@@ -117,8 +117,9 @@ class Discriminator(nn.Module):
     features: channels of the first convolution, doubling at each.
     spectral_norm: spectrally normalise every layer (convolutions and dense).
     layers: 'fast' or 'flax' convolutions.
-    dtype: computation dtype of every layer (parameters stay float32); None
-      computes in the inputs' dtype. The outputs are returned as float32.
+    dtype: computation dtype of every layer (parameters stay float32, and
+      the outputs are returned as float32); None computes in the inputs'
+      dtype.
   """
 
   features: int = 64
@@ -137,8 +138,8 @@ class Discriminator(nn.Module):
                   dtype=self.dtype))(h, train)
       h = nn.leaky_relu(h, 0.2)
     h = h.reshape(h.shape[0], -1)
-    return sn(nn.Dense(1, dtype=self.dtype))(h, train)[..., 0].astype(
-        jnp.float32)
+    out = sn(nn.Dense(1, dtype=self.dtype))(h, train)[..., 0]
+    return out if self.dtype is None else out.astype(jnp.float32)
 
 
 def bench_models(layers: str = 'fast', dtype: Optional[Any] = None

@@ -19,6 +19,7 @@ from absl import flags
 from gan_jax import data as data_lib
 from gan_jax import losses as losses_lib
 from gan_jax import models as models_lib
+from gan_jax.models import precision
 from gan_jax import regularizers
 from gan_jax import steps as steps_lib
 
@@ -67,6 +68,7 @@ class Config:
   reg_weight: float = 0.0
   reg_every: int = 1
   image_every: int = 0
+  compute_dtype: str = 'float32'
 
   def replace(self, **changes: Any) -> 'Config':
     return dataclasses.replace(self, **changes)
@@ -96,6 +98,8 @@ def validate(config: Config) -> Config:
   _check_name('dataset', config.dataset, data_lib.names())
   _check_name('loss', config.loss, losses_lib.names())
   _check_name('model', config.model, models_lib.names())
+  _check_name('compute_dtype', config.compute_dtype,
+              list(precision.COMPUTE_DTYPES))
   for name in ('num_steps', 'batch_size', 'z_dim', 'd_steps', 'log_every',
                'num_eval_samples', 'g_lr', 'd_lr'):
     _check_positive(name, getattr(config, name))
@@ -339,6 +343,10 @@ def define_flags() -> None:
                        'Steps between sample grids (images) or scatter plots '
                        '(toys) in samples_STEP.png, a multiple of '
                        '--log_every; 0 = only the final samples.png.')
+  flags.DEFINE_string('compute_dtype', d.compute_dtype,
+                      'Dtype of the models\' arithmetic: '
+                      f'{", ".join(precision.COMPUTE_DTYPES)} (parameters, '
+                      'optimizer states and losses stay float32).')
 
 
 def from_flags(flag_values=None) -> Config:
@@ -362,5 +370,6 @@ def from_flags(flag_values=None) -> Config:
       g_features=f.g_features, d_features=f.d_features,
       g_batch_norm=f.g_batch_norm, d_spectral_norm=f.d_spectral_norm,
       g_ema_decay=f.g_ema_decay, reg=f.reg, reg_weight=f.reg_weight,
-      reg_every=f.reg_every, image_every=f.image_every)
+      reg_every=f.reg_every, image_every=f.image_every,
+      compute_dtype=f.compute_dtype)
   return validate(config)

@@ -15,7 +15,9 @@ interrupted report picks up where it stopped), then writes
 (c) digits, when that data set is registered: the loss comparison by
     classifier FID (Lucic et al. 2018 style: every loss, same architecture,
     several seeds, the distribution of FIDs). Without it the section is left
-    out.
+    out;
+(d) digits again, non-saturating loss: float32 against bfloat16 computation
+    (`--compute_dtype`) by the same FID, whether bfloat16 keeps the result.
 
 Every table states its protocol (seeds, steps, batch, evaluation samples,
 architecture), read from the runs' own `config.json`.
@@ -46,6 +48,7 @@ FLAGS = flags.FLAGS
 TOY_SWEEPS = {'ring8': ('ring8_losses', 'ring8_wgan'),
               'grid25': ('grid25_losses', 'grid25_wgan')}
 DIGITS_SWEEP = 'digits_losses'
+PRECISION_SWEEP = 'digits_precision'
 LOSS_ORDER = ('minimax', 'non_saturating', 'least_squares', 'hinge',
               'wasserstein')
 
@@ -98,7 +101,7 @@ def architecture(config: dict) -> str:
 
 def protocol(config: dict) -> str:
   """One line: what a table's numbers were computed with."""
-  return (f'{config["num_seeds"]} seeds (vmapped in one program per loss), '
+  return (f'{config["num_seeds"]} seeds (vmapped in one program per configuration), '
           f'{config["num_steps"]} steps of batch {config["batch_size"]}, '
           f'Adam lr {config["g_lr"]:g}/{config["d_lr"]:g} (G/D), '
           f'beta1 {config["beta1"]:g}, {config["d_steps"]} D step(s) per G '
@@ -251,8 +254,10 @@ def saturation_section(toy_dirs: dict, out: str) -> list[str]:
   return intro + lines + ['', f'![saturation: G gradient norm]({rel})', '']
 
 
-def digits_section(directory: str, out: str) -> list[str]:
-  """FID per loss on digits, the distribution over seeds (Lucic et al. 2018)."""
+def digits_section(directory: str, out: str, key: str = 'loss',
+                   figure: str = 'digits_fid.png') -> list[str]:
+  """FID per configuration on digits (named by its `key` field: the loss, say),
+  the distribution over seeds (Lucic et al. 2018)."""
   from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
   from gan_jax.config import Config  # pylint: disable=g-import-not-at-top
   rows = []
@@ -266,19 +271,43 @@ def digits_section(directory: str, out: str) -> list[str]:
     for s, seed_samples in enumerate(samples):
       record = evaluation.evaluate_samples(config, seed_samples,
                                            metrics=('fid',))
-      rows.append({'config': resolved['loss'], 'seed': resolved['seeds'][s],
+      rows.append({'config': resolved[key], 'seed': resolved['seeds'][s],
                    'fid': float(record['fid'])})
   summary = results_lib.summarize(rows, ['fid'])
   values = {e['config']: [r['fid'] for r in rows if r['config'] == e['config']]
             for e in summary}
   from gan_jax import sweep_plots  # pylint: disable=g-import-not-at-top
-  path, rel = _figure_path(out, 'digits_fid.png')
+  path, rel = _figure_path(out, figure)
+  what = key.replace('_', ' ')
   sweep_plots.metric_boxplots(path, values, 'FID (digits classifier)',
-                              title='digits: FID per loss, one dot per seed')
-  return [f'Protocol: {protocol(_config(directory))}; FID in the feature '
-          'space of the bundled digits classifier. Mean ± std, best first.',
-          '', results_lib.markdown_table(summary, ['fid']),
-          f'![digits FID per loss]({rel})', '']
+                              title=f'digits: FID per {what}, one dot per seed')
+  lines = [f'Protocol: {protocol(_config(directory))}; FID in the feature '
+           'space of the bundled digits classifier. Mean ± std, best first.',
+           '', results_lib.markdown_table(summary, ['fid']), '']
+  if len(values) == 2:
+    lines += [difference_line(values), '']
+  return lines + [f'![digits FID per {what}]({rel})', '']
+
+
+def difference_line(values: dict) -> str:
+  """Two configurations' mean FIDs compared: the difference with its Welch
+  standard error sqrt(s_a^2 / n_a + s_b^2 / n_b), and, the seeds being the
+  same, paired by seed (the mean of the per-seed differences d with standard
+  error s_d / sqrt(n), and how many d are positive). Sample stds, ddof 1."""
+  (name_a, a), (name_b, b) = values.items()
+  a, b = np.asarray(a), np.asarray(b)
+  diff = b.mean() - a.mean()
+  se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+  line = (f'{name_b} − {name_a}: {diff:+.1f} FID, standard error {se:.1f} '
+          f'(difference / SE = {diff / se:+.1f})')
+  if len(a) == len(b) > 1:
+    d = b - a
+    paired_se = d.std(ddof=1) / np.sqrt(len(d))
+    line += (f'; paired by seed {d.mean():+.1f} ± {paired_se:.1f} '
+             f'(t = {d.mean() / paired_se:+.1f}, {len(d) - 1} df), '
+             f'{name_b} higher in {int((d > 0).sum())} of {len(d)} seeds')
+  seeds = ', '.join(f'{x:.1f}' for x in a), ', '.join(f'{x:.1f}' for x in b)
+  return f'{line}. Per seed: {name_a} {seeds[0]}; {name_b} {seeds[1]}.'
 
 
 def build(runs: str, out: str, sweeps: str) -> str:
@@ -286,12 +315,13 @@ def build(runs: str, out: str, sweeps: str) -> str:
   from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
   toy_dirs = {ds: [run_sweep(n, runs, sweeps) for n in names]
               for ds, names in TOY_SWEEPS.items()}
-  digits_dir = None
-  if ('digits' in data_lib.names()
-      and os.path.isfile(os.path.join(sweeps, DIGITS_SWEEP + '.cfg'))):
-    digits_dir = run_sweep(DIGITS_SWEEP, runs, sweeps)
+  digits = {}
+  for name in (DIGITS_SWEEP, PRECISION_SWEEP):
+    if ('digits' in data_lib.names()
+        and os.path.isfile(os.path.join(sweeps, name + '.cfg'))):
+      digits[name] = run_sweep(name, runs, sweeps)
   directories = [d for ds in toy_dirs.values() for d in ds]
-  directories += [digits_dir] if digits_dir else []
+  directories += list(digits.values())
   minutes = sum(float(row['wall_seconds']) for d in directories
                 for row in results_lib.load_rows(d)) / 60
   lines = ['# Reproduction report', '',
@@ -324,9 +354,17 @@ def build(runs: str, out: str, sweeps: str) -> str:
             '## (b) The saturating minimax G loss against the non-saturating '
             'one', '']
   lines += saturation_section(toy_dirs, out)
-  if digits_dir is not None:
+  if DIGITS_SWEEP in digits:
     lines += ['## (c) Digits: losses compared by FID', '']
-    lines += digits_section(digits_dir, out)
+    lines += digits_section(digits[DIGITS_SWEEP], out)
+  if PRECISION_SWEEP in digits:
+    lines += ['## (d) Digits: float32 against bfloat16 computation', '',
+              'The same DCGAN trained with `--compute_dtype=bfloat16` '
+              '(every layer computes in bfloat16; parameters, optimizer '
+              'states and losses stay float32) and with float32, same seeds.',
+              '']
+    lines += digits_section(digits[PRECISION_SWEEP], out, 'compute_dtype',
+                            'digits_precision_fid.png')
   text = '\n'.join(lines).rstrip() + '\n'
   path = os.path.join(out, 'RESULTS.md')
   tmp = f'{path}.tmp-{os.getpid()}'

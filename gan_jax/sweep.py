@@ -222,6 +222,10 @@ def run_sweep(grid: Sequence[tuple[str, list[str]]], base: Config,
   if os.path.isfile(manifest_path):
     with open(manifest_path) as f:
       previous = json.load(f)
+    # A base field the manifest lacks (written before the field existed)
+    # counts as its default, which is what that sweep computed with.
+    defaults = _manifest(grid, Config(), num_seeds, names)['base']
+    previous['base'] = {**defaults, **previous.get('base', {})}
     if previous != manifest:
       changed = [k for k in manifest if previous.get(k) != manifest[k]]
       raise ConfigError(f'--workdir={sweep_dir} holds a different sweep '

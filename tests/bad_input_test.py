@@ -86,6 +86,9 @@ BAD = [
      "--update='adam' is not a known update; valid: alternating"),
     ('unknown_metric', ['--eval_metrics=fid,bogus'],
      "--eval_metrics: 'bogus' is not a known metric; valid: fid, kid"),
+    ('unknown_compute_dtype', ['--compute_dtype=float16'],
+     "--compute_dtype='float16' is not a known compute_dtype; valid: "
+     'float32, bfloat16'),
     ('zero_seeds', ['--num_seeds=0'], '--num_seeds=0 must be at least 1'),
     ('negative_cpu_devices', ['--num_seeds=2', '--cpu_devices=-1'],
      '--cpu_devices=-1 must be 0 (one per core) or a positive count'),

@@ -110,6 +110,21 @@ class ResumeTest(absltest.TestCase):
         sweep.run_sweep(sweep.parse_grid('loss:minimax'), base, num_seeds=2,
                         out=io.StringIO())
 
+      # A manifest written before a field existed lacks it: that field had
+      # its default value, so the sweep still resumes.
+      manifest_path = os.path.join(sweep_dir, 'sweep.json')
+      with open(manifest_path) as f:
+        manifest = json.load(f)
+      self.assertEqual(manifest['base'].pop('compute_dtype'), 'float32')
+      with open(manifest_path, 'w') as f:
+        json.dump(manifest, f)
+      third = sweep.run_sweep(grid, base, num_seeds=2, out=io.StringIO(),
+                              figures=False)
+      self.assertEqual((third.computed, third.skipped), ([], names))
+      with self.assertRaisesRegex(ConfigError, r'\(its base differ\)'):
+        sweep.run_sweep(grid, base.replace(compute_dtype='bfloat16'),
+                        num_seeds=2, out=io.StringIO())
+
 
 if __name__ == '__main__':
   absltest.main()

@@ -11,6 +11,9 @@ output per sample, shape (B,).
                    --d_spectral_norm)
     sngan_resnet   the SN-GAN CIFAR-10 ResNet (spectral norm in D always;
                    --g_features, --d_features, default 256 and 128)
+
+Every model computes in `--compute_dtype` (`gan_jax.models.precision`):
+float32 parameters, float32 outputs.
 """
 
 from __future__ import annotations
@@ -21,15 +24,21 @@ import flax.linen as nn
 
 from gan_jax.models import dcgan
 from gan_jax.models import mlp
+from gan_jax.models import precision
 from gan_jax.models import sngan_resnet
 
 ModelBuilder = Callable[..., tuple[nn.Module, nn.Module]]
 
 
+def _dtype(config):
+  return precision.compute_dtype(config.compute_dtype)
+
+
 def _build_mlp(config, data_spec) -> tuple[nn.Module, nn.Module]:
   return (mlp.Generator(hidden=tuple(config.g_hidden),
-                        out_dim=data_spec.shape[0]),
-          mlp.Discriminator(hidden=tuple(config.d_hidden)))
+                        out_dim=data_spec.shape[0], dtype=_dtype(config)),
+          mlp.Discriminator(hidden=tuple(config.d_hidden),
+                            dtype=_dtype(config)))
 
 
 def _features(features: int) -> dict:
@@ -40,15 +49,19 @@ def _features(features: int) -> dict:
 def _build_dcgan(config, data_spec) -> tuple[nn.Module, nn.Module]:
   return (dcgan.Generator(out_shape=tuple(data_spec.shape),
                           batch_norm=config.g_batch_norm,
+                          dtype=_dtype(config),
                           **_features(config.g_features)),
           dcgan.Discriminator(spectral_norm=config.d_spectral_norm,
+                              dtype=_dtype(config),
                               **_features(config.d_features)))
 
 
 def _build_sngan_resnet(config, data_spec) -> tuple[nn.Module, nn.Module]:
   return (sngan_resnet.Generator(channels=data_spec.shape[2],
+                                 dtype=_dtype(config),
                                  **_features(config.g_features)),
-          sngan_resnet.Discriminator(**_features(config.d_features)))
+          sngan_resnet.Discriminator(dtype=_dtype(config),
+                                     **_features(config.d_features)))
 
 
 # What each built-in model needs of one sample's shape: (words, test).
@@ -78,7 +91,10 @@ def names() -> list[str]:
 
 
 def register(name: str, builder: ModelBuilder) -> None:
-  """Registers `builder(config, data_spec) -> (G, D)` as model `name`."""
+  """Registers `builder(config, data_spec) -> (G, D)` as model `name`.
+
+  The builder should honour `config.compute_dtype`
+  (`precision.compute_dtype`) as the built-in models do."""
   if name in _REGISTRY:
     raise ValueError(f'a model named {name!r} is already registered')
   _REGISTRY[name] = builder

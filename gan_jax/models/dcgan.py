@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import layers as fast_layers
+from gan_jax.models.precision import as_float32
 
 SIZES = (16, 28, 32, 64)
 LAYERS = ('fast', 'flax')
@@ -107,7 +108,7 @@ class Generator(nn.Module):
                  dtype=self.dtype)(h)
       h = norm_relu(h)
     out = jnp.tanh(conv_t(c_out, (4, 4), (2, 2), 'SAME', dtype=self.dtype)(h))
-    return out if self.dtype is None else out.astype(jnp.float32)
+    return as_float32(out, self.dtype)
 
 
 class Discriminator(nn.Module):
@@ -139,7 +140,7 @@ class Discriminator(nn.Module):
       h = nn.leaky_relu(h, 0.2)
     h = h.reshape(h.shape[0], -1)
     out = sn(nn.Dense(1, dtype=self.dtype))(h, train)[..., 0]
-    return out if self.dtype is None else out.astype(jnp.float32)
+    return as_float32(out, self.dtype)
 
 
 def bench_models(layers: str = 'fast', dtype: Optional[Any] = None

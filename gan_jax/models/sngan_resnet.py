@@ -26,18 +26,21 @@ layers and G's last convolution.
 
 Parameters ('params'): G 4,276,739, D 1,053,825 (`tests/image_models_test.py`
 counts them layer by layer). Batch-norm statistics and spectral-norm vectors
-live in 'batch_stats'.
+live in 'batch_stats'. Every module takes `dtype`, the computation dtype
+(jnp.bfloat16, say; None computes in the inputs' dtype): parameters stay
+float32 and G's images and D's outputs are returned as float32.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from gan_jax import layers as fast_layers
+from gan_jax.models.precision import as_float32
 
 RESIDUAL_INIT = nn.initializers.variance_scaling(2.0, 'fan_avg', 'uniform')
 GLOROT = nn.initializers.xavier_uniform()
@@ -54,9 +57,11 @@ def avgpool(x: jax.Array) -> jax.Array:
   return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
-def _conv(features: int, size: int, init: Callable, implementation: str):
+def _conv(features: int, size: int, init: Callable, implementation: str,
+          dtype: Optional[Any] = None):
   return fast_layers.Conv(features, (size, size), 1, 'SAME',
-                          kernel_init=init, implementation=implementation)
+                          kernel_init=init, implementation=implementation,
+                          dtype=dtype)
 
 
 class GeneratorBlock(nn.Module):
@@ -64,15 +69,19 @@ class GeneratorBlock(nn.Module):
 
   features: int
   implementation: str = 'auto'
+  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
+    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                              dtype=self.dtype)
+    conv = lambda f, size, init: _conv(f, size, init, self.implementation,
+                                       self.dtype)
     h = upsample(nn.relu(bn()(x)))
-    h = _conv(self.features, 3, RESIDUAL_INIT, self.implementation)(h)
+    h = conv(self.features, 3, RESIDUAL_INIT)(h)
     h = nn.relu(bn()(h))
-    h = _conv(self.features, 3, RESIDUAL_INIT, self.implementation)(h)
-    shortcut = _conv(self.features, 1, GLOROT, self.implementation)(upsample(x))
+    h = conv(self.features, 3, RESIDUAL_INIT)(h)
+    shortcut = conv(self.features, 1, GLOROT)(upsample(x))
     return h + shortcut
 
 
@@ -82,15 +91,21 @@ class Generator(nn.Module):
   features: int = 256
   channels: int = 3
   implementation: str = 'auto'
+  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, z_BxZ: jax.Array, train: bool = True) -> jax.Array:
-    h = nn.Dense(4 * 4 * self.features, kernel_init=GLOROT)(z_BxZ)
+    h = nn.Dense(4 * 4 * self.features, kernel_init=GLOROT,
+                 dtype=self.dtype)(z_BxZ)
     h = h.reshape(z_BxZ.shape[0], 4, 4, self.features)
     for _ in range(3):
-      h = GeneratorBlock(self.features, self.implementation)(h, train)
-    h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
-    return jnp.tanh(_conv(self.channels, 3, GLOROT, self.implementation)(h))
+      h = GeneratorBlock(self.features, self.implementation, self.dtype)(
+          h, train)
+    h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                             dtype=self.dtype)(h))
+    out = jnp.tanh(_conv(self.channels, 3, GLOROT, self.implementation,
+                         self.dtype)(h))
+    return as_float32(out, self.dtype)
 
 
 class OptimizedBlock(nn.Module):
@@ -98,15 +113,15 @@ class OptimizedBlock(nn.Module):
 
   features: int
   implementation: str = 'auto'
+  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    sn = fast_layers.spectral_norm
-    h = sn(_conv(self.features, 3, RESIDUAL_INIT, self.implementation))(x, train)
-    h = sn(_conv(self.features, 3, RESIDUAL_INIT, self.implementation))(
-        nn.relu(h), train)
-    shortcut = sn(_conv(self.features, 1, GLOROT, self.implementation))(
-        avgpool(x), train)
+    sn_conv = lambda size, init: fast_layers.spectral_norm(
+        _conv(self.features, size, init, self.implementation, self.dtype))
+    h = sn_conv(3, RESIDUAL_INIT)(x, train)
+    h = sn_conv(3, RESIDUAL_INIT)(nn.relu(h), train)
+    shortcut = sn_conv(1, GLOROT)(avgpool(x), train)
     return avgpool(h) + shortcut
 
 
@@ -117,18 +132,17 @@ class DiscriminatorBlock(nn.Module):
   features: int
   downsample: bool
   implementation: str = 'auto'
+  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    sn = fast_layers.spectral_norm
-    h = sn(_conv(self.features, 3, RESIDUAL_INIT, self.implementation))(
-        nn.relu(x), train)
-    h = sn(_conv(self.features, 3, RESIDUAL_INIT, self.implementation))(
-        nn.relu(h), train)
+    sn_conv = lambda size, init: fast_layers.spectral_norm(
+        _conv(self.features, size, init, self.implementation, self.dtype))
+    h = sn_conv(3, RESIDUAL_INIT)(nn.relu(x), train)
+    h = sn_conv(3, RESIDUAL_INIT)(nn.relu(h), train)
     shortcut = x
     if self.downsample or x.shape[-1] != self.features:
-      shortcut = sn(_conv(self.features, 1, GLOROT, self.implementation))(
-          x, train)
+      shortcut = sn_conv(1, GLOROT)(x, train)
     if self.downsample:
       h, shortcut = avgpool(h), avgpool(shortcut)
     return h + shortcut
@@ -139,13 +153,16 @@ class Discriminator(nn.Module):
 
   features: int = 128
   implementation: str = 'auto'
+  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array, train: bool = True) -> jax.Array:
-    h = OptimizedBlock(self.features, self.implementation)(x_BxHxWxC, train)
-    h = DiscriminatorBlock(self.features, True, self.implementation)(h, train)
-    h = DiscriminatorBlock(self.features, False, self.implementation)(h, train)
-    h = DiscriminatorBlock(self.features, False, self.implementation)(h, train)
+    f, impl, dtype = self.features, self.implementation, self.dtype
+    h = OptimizedBlock(f, impl, dtype)(x_BxHxWxC, train)
+    h = DiscriminatorBlock(f, True, impl, dtype)(h, train)
+    h = DiscriminatorBlock(f, False, impl, dtype)(h, train)
+    h = DiscriminatorBlock(f, False, impl, dtype)(h, train)
     h = jnp.sum(nn.relu(h), axis=(1, 2))
-    dense = fast_layers.spectral_norm(nn.Dense(1, kernel_init=GLOROT))
-    return dense(h, train)[..., 0]
+    dense = fast_layers.spectral_norm(nn.Dense(1, kernel_init=GLOROT,
+                                               dtype=dtype))
+    return as_float32(dense(h, train)[..., 0], dtype)

@@ -175,9 +175,9 @@ def _check_images(config: Config) -> None:
   if config.g_batch_norm and config.model != 'dcgan':
     raise ConfigError(f'--g_batch_norm applies to --model=dcgan only '
                       f'(--model={config.model})')
-  if config.d_spectral_norm and config.model != 'dcgan':
-    raise ConfigError(f'--d_spectral_norm applies to --model=dcgan only '
-                      '(sngan_resnet always normalises, mlp never)')
+  if config.d_spectral_norm and config.model not in ('dcgan', 'mlp'):
+    raise ConfigError(f'--d_spectral_norm applies to --model=dcgan or mlp '
+                      f'(--model={config.model} always normalises D)')
   if not 0.0 <= config.g_ema_decay < 1.0:
     raise ConfigError(f'--g_ema_decay={config.g_ema_decay} must lie in '
                       '[0, 1) (0 keeps no average)')
@@ -327,7 +327,8 @@ def define_flags() -> None:
   flags.DEFINE_bool('g_batch_norm', d.g_batch_norm,
                     'Batch norm in the DCGAN generator.')
   flags.DEFINE_bool('d_spectral_norm', d.d_spectral_norm,
-                    'Spectral norm on every DCGAN discriminator layer.')
+                    'Spectral norm on every discriminator layer (dcgan, mlp; '
+                    'sngan_resnet always has it).')
   flags.DEFINE_float('g_ema_decay', d.g_ema_decay,
                      'Decay of the moving average of G\'s parameters used for '
                      'samples and evaluation; 0 = none.')

@@ -69,6 +69,11 @@ BAD = [
      '--image_every=30 must be a multiple of --log_every=20'),
     ('batch_norm_on_mlp', ['--g_batch_norm'],
      '--g_batch_norm applies to --model=dcgan only'),
+    ('spectral_norm_flag_on_resnet', ['--dataset=cifar10',
+                                      '--model=sngan_resnet',
+                                      '--d_spectral_norm'],
+     '--d_spectral_norm applies to --model=dcgan or mlp '
+     '(--model=sngan_resnet always normalises D)'),
     ('negative_features', ['--dataset=digits', '--model=dcgan',
                            '--g_features=-8'], '--g_features=-8 must be positive'),
     ('unprepared_tfds_set', ['--dataset=mnist', '--model=dcgan',

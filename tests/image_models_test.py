@@ -1,4 +1,7 @@
-"""DCGAN and SN-GAN ResNet: shapes, parameter counts, spectral norm vs SVD."""
+"""DCGAN and SN-GAN ResNet: shapes, parameter counts; spectral norm (DCGAN
+and MLP discriminators) against the SVD."""
+
+import types
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -6,7 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import models
+from gan_jax.config import Config
 from gan_jax.models import dcgan
+from gan_jax.models import mlp
 from gan_jax.models import sngan_resnet
 
 Z = 16
@@ -109,28 +115,6 @@ class DcganTest(parameterized.TestCase):
     cosine = g_a @ g_b / np.linalg.norm(g_a) / np.linalg.norm(g_b)
     self.assertGreater(cosine, 0.99)
 
-  def test_spectral_norm_gives_unit_top_singular_value(self):
-    d = dcgan.Discriminator(features=8, spectral_norm=True)
-    x = jax.random.normal(jax.random.PRNGKey(0), (2, 16, 16, 1))
-    variables = d.init(jax.random.PRNGKey(1), x)
-    step = jax.jit(lambda v: d.apply(v, x, mutable=['batch_stats'])[1])
-    for _ in range(80):
-      variables = {'params': variables['params'], **step(variables)}
-    # the wrapped layers keep their own names: params D/Conv_0/kernel, its
-    # power-iteration state D/SpectralNorm_0/'Conv_0/kernel/{u,sigma}'
-    self.assertEqual(sorted(variables['params']),
-                     ['Conv_0', 'Conv_1', 'Dense_0'])
-    for i, name in enumerate(['Conv_0', 'Conv_1', 'Dense_0']):
-      kernel = np.asarray(variables['params'][name]['kernel'], np.float64)
-      matrix = kernel.reshape(-1, kernel.shape[-1])
-      stats = variables['batch_stats'][f'SpectralNorm_{i}']
-      sigma = float(stats[f'{name}/kernel/sigma'])
-      top = np.linalg.svd(matrix, compute_uv=False)[0]
-      np.testing.assert_allclose(sigma, top, rtol=1e-3, err_msg=name)
-      np.testing.assert_allclose(
-          np.linalg.svd(matrix / sigma, compute_uv=False)[0], 1.0, rtol=1e-3,
-          err_msg=name)
-
   def test_errors(self):
     with self.assertRaisesRegex(ValueError,
                                 'dcgan supports image sizes 16, 28, 32, 64; got 24'):
@@ -158,6 +142,41 @@ def sngan_discriminator_params() -> int:
   down = 2 * conv3 + sc
   plain = 2 * conv3
   return optimized + down + 2 * plain + (c + 1)
+
+
+class SpectralNormTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ('dcgan', dcgan.Discriminator(features=8, spectral_norm=True),
+       (2, 16, 16, 1), ['Conv_0', 'Conv_1', 'Dense_0']),
+      ('mlp', mlp.Discriminator(hidden=(16, 16), spectral_norm=True), (2, 2),
+       ['Dense_0', 'Dense_1', 'Dense_2']))
+  def test_gives_unit_top_singular_value(self, d, shape, names):
+    x = jax.random.normal(jax.random.PRNGKey(0), shape)
+    variables = d.init(jax.random.PRNGKey(1), x)
+    step = jax.jit(lambda v: d.apply(v, x, mutable=['batch_stats'])[1])
+    for _ in range(80):
+      variables = {'params': variables['params'], **step(variables)}
+    # the wrapped layers keep their own names: params D/Conv_0/kernel, its
+    # power-iteration state D/SpectralNorm_0/'Conv_0/kernel/{u,sigma}'
+    self.assertEqual(sorted(variables['params']), names)
+    for i, name in enumerate(names):
+      kernel = np.asarray(variables['params'][name]['kernel'], np.float64)
+      matrix = kernel.reshape(-1, kernel.shape[-1])
+      stats = variables['batch_stats'][f'SpectralNorm_{i}']
+      sigma = float(stats[f'{name}/kernel/sigma'])
+      top = np.linalg.svd(matrix, compute_uv=False)[0]
+      np.testing.assert_allclose(sigma, top, rtol=1e-3, err_msg=name)
+      np.testing.assert_allclose(
+          np.linalg.svd(matrix / sigma, compute_uv=False)[0], 1.0, rtol=1e-3,
+          err_msg=name)
+
+  def test_flag_builds_a_normalised_mlp_discriminator(self):
+    _, d = models.build(Config(d_spectral_norm=True),
+                        types.SimpleNamespace(shape=(2,)))
+    self.assertTrue(d.spectral_norm)
+    _, plain = models.build(Config(), types.SimpleNamespace(shape=(2,)))
+    self.assertFalse(plain.spectral_norm)
 
 
 class SnganResnetTest(absltest.TestCase):

@@ -5,7 +5,8 @@ returns `(generator, discriminator)`, two Flax Linen modules called as
 `module.apply(variables, x, train=...)`. The discriminator returns one raw
 output per sample, shape (B,).
 
-    mlp            ReLU MLPs for toy data (--g_hidden, --d_hidden)
+    mlp            ReLU MLPs for toy data (--g_hidden, --d_hidden;
+                   --d_spectral_norm)
     dcgan          DCGAN for 16/28/32/64 px images (--g_features,
                    --d_features, default 64; --g_batch_norm,
                    --d_spectral_norm)
@@ -38,6 +39,7 @@ def _build_mlp(config, data_spec) -> tuple[nn.Module, nn.Module]:
   return (mlp.Generator(hidden=tuple(config.g_hidden),
                         out_dim=data_spec.shape[0], dtype=_dtype(config)),
           mlp.Discriminator(hidden=tuple(config.d_hidden),
+                            spectral_norm=config.d_spectral_norm,
                             dtype=_dtype(config)))
 
 

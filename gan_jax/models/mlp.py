@@ -2,7 +2,10 @@
 
 G: z -> x with `hidden` ReLU layers and a linear output of the data dimension.
 D: x -> one raw output (a logit for probabilistic losses, a critic value
-otherwise) with `hidden` ReLU layers and a linear output.
+otherwise) with `hidden` ReLU layers and a linear output; with
+`spectral_norm` every layer of D is spectrally normalised (Miyato et al. 2018;
+the power-iteration vectors live in 'batch_stats' and advance when
+`train=True`).
 
 Both take `dtype`, the computation dtype (jnp.bfloat16, say; None computes in
 the inputs' dtype): parameters stay float32 and outputs are returned as
@@ -16,6 +19,7 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax
 
+from gan_jax import layers
 from gan_jax.models.precision import as_float32
 
 
@@ -39,12 +43,14 @@ class Discriminator(nn.Module):
   """D(x): ReLU MLP from data to one raw output per sample, shape (B,)."""
 
   hidden: Sequence[int]
+  spectral_norm: bool = False
   dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, x_BxX: jax.Array, train: bool = True) -> jax.Array:
-    del train
+    dense = lambda width: layers.spectral_norm(
+        nn.Dense(width, dtype=self.dtype), self.spectral_norm)
     h = x_BxX
     for width in self.hidden:
-      h = nn.relu(nn.Dense(width, dtype=self.dtype)(h))
-    return as_float32(nn.Dense(1, dtype=self.dtype)(h)[..., 0], self.dtype)
+      h = nn.relu(dense(width)(h, train))
+    return as_float32(dense(1)(h, train)[..., 0], self.dtype)

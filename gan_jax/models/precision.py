@@ -1,8 +1,10 @@
 """Computation dtypes: models compute in one, parameters and outputs stay float32.
 
 `--compute_dtype=bfloat16` runs every layer's arithmetic (matmuls,
-convolutions, normalisation) in bfloat16, with an 8-bit significand, while
-the parameters, the optimizer states and all loss arithmetic stay float32:
+convolutions, activations; batch norm normalises in it but reduces its
+statistics in float32, flax's default) in bfloat16, with an 8-bit
+significand, while the parameters, the optimizer states, spectral norm's
+power iteration on the float32 kernels and all loss arithmetic stay float32:
 each model casts its inputs and parameters to the computation dtype
 (`flax.linen.dtypes.promote_dtype`) and its outputs back to float32. Gradients
 reach the float32 parameters through those casts, so Adam updates the

@@ -85,16 +85,22 @@ def main() -> None:
   data = torch.rand(1024, 1, 28, 28) * 2 - 1
 
   def step():
+    # Each player's backward pass computes only its own parameter gradients,
+    # as the JAX step does: G's forward for D's step records no graph, and
+    # D's parameters are frozen during G's step.
     real = data[torch.randint(0, len(data), (args.batch,))]
-    fake = g(torch.randn(args.batch, Z_DIM)).detach()
+    with torch.no_grad():
+      fake = g(torch.randn(args.batch, Z_DIM))
     d_loss = F.softplus(-d(real)).mean() + F.softplus(d(fake)).mean()
     d_opt.zero_grad(set_to_none=True)
     d_loss.backward()
     d_opt.step()
+    d.requires_grad_(False)
     g_loss = F.softplus(-d(g(torch.randn(args.batch, Z_DIM)))).mean()
     g_opt.zero_grad(set_to_none=True)
     g_loss.backward()
     g_opt.step()
+    d.requires_grad_(True)
     return g_loss
 
   for _ in range(5):

@@ -176,8 +176,10 @@ def _check_images(config: Config) -> None:
     raise ConfigError(f'--g_batch_norm applies to --model=dcgan only '
                       f'(--model={config.model})')
   if config.d_spectral_norm and config.model not in ('dcgan', 'mlp'):
+    always = (' always normalises D' if config.model == 'sngan_resnet'
+              else ' has no such option')
     raise ConfigError(f'--d_spectral_norm applies to --model=dcgan or mlp '
-                      f'(--model={config.model} always normalises D)')
+                      f'(--model={config.model}{always})')
   if not 0.0 <= config.g_ema_decay < 1.0:
     raise ConfigError(f'--g_ema_decay={config.g_ema_decay} must lie in '
                       '[0, 1) (0 keeps no average)')

@@ -147,14 +147,17 @@ def penalty(name: str, game: Game, gamma: float) -> Optional[Callable]:
 
 
 def flat_field(steps: Steps, g_params: Any, d_params: Any, batch: Array,
-               z: Array) -> tuple[Array, Callable[[Array], Array]]:
+               z: Array, g_state: Any = None, d_state: Any = None
+               ) -> tuple[Array, Callable[[Array], Array]]:
   """(x0, v): both players' parameters as one flat vector, and the field
   v(x) = -(grad_G L_G, grad_D L_D) on a fixed batch and z as a function of it.
+  A model's state (batch-norm statistics, spectral-norm vectors) is held
+  fixed at `g_state` / `d_state`: it is not a coordinate of the field.
   """
   x0, unravel = ravel_pytree((g_params, d_params))
 
   def field(x):
-    w, _ = steps.joint_grads(*unravel(x), batch, z)
+    w, _ = steps.joint_grads(*unravel(x), batch, z, g_state, d_state)
     return -ravel_pytree(w)[0]
 
   return x0, field
@@ -606,7 +609,8 @@ def checkpoint_eigenvalues(workdir: str, k: int = 6,
   k_data, k_z = jax.random.split(jax.random.PRNGKey(seed))
   batch = steps.sample_data(k_data, n)
   z = jax.random.normal(k_z, (n, steps.z_dim), jnp.float32)
-  x0, field = flat_field(steps, state.g_params, state.d_params, batch, z)
+  x0, field = flat_field(steps, state.g_params, state.d_params, batch, z,
+                         state.g_state, state.d_state)
   if not 0 < k < x0.size - 1:
     raise DynamicsError(f'--num_eigenvalues={k} must lie in [1, '
                         f'{x0.size - 2}] for {x0.size} parameters')

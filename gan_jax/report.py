@@ -87,7 +87,8 @@ def architecture(config: dict) -> str:
   if config.get('model', 'mlp') == 'mlp':
     g = 'x'.join(map(str, config['g_hidden']))
     d = 'x'.join(map(str, config['d_hidden']))
-    return f'MLP G {g} / D {d} (ReLU)'
+    sn = ', spectral norm in D' if config.get('d_spectral_norm') else ''
+    return f'MLP G {g} / D {d} (ReLU{sn})'
   widths = '/'.join(str(config.get(k) or 'default')
                     for k in ('g_features', 'd_features'))
   extras = [name for name, on in (
@@ -101,7 +102,8 @@ def architecture(config: dict) -> str:
 
 def protocol(config: dict) -> str:
   """One line: what a table's numbers were computed with."""
-  return (f'{config["num_seeds"]} seeds (vmapped in one program per configuration), '
+  return (f'{config["num_seeds"]} seeds (vmapped in one program per '
+          'configuration), '
           f'{config["num_steps"]} steps of batch {config["batch_size"]}, '
           f'Adam lr {config["g_lr"]:g}/{config["d_lr"]:g} (G/D), '
           f'beta1 {config["beta1"]:g}, {config["d_steps"]} D step(s) per G '
@@ -283,31 +285,44 @@ def digits_section(directory: str, out: str, key: str = 'loss',
                               title=f'digits: FID per {what}, one dot per seed')
   lines = [f'Protocol: {protocol(_config(directory))}; FID in the feature '
            'space of the bundled digits classifier. Mean ± std, best first.',
-           '', results_lib.markdown_table(summary, ['fid']), '']
+           '', results_lib.markdown_table(summary, ['fid'])]
   if len(values) == 2:
-    lines += [difference_line(values), '']
+    by_seed = {e['config']: {r['seed']: r['fid'] for r in rows
+                             if r['config'] == e['config']} for e in summary}
+    lines += [difference_line(by_seed), '']
   return lines + [f'![digits FID per {what}]({rel})', '']
 
 
-def difference_line(values: dict) -> str:
-  """Two configurations' mean FIDs compared: the difference with its Welch
-  standard error sqrt(s_a^2 / n_a + s_b^2 / n_b), and, the seeds being the
-  same, paired by seed (the mean of the per-seed differences d with standard
-  error s_d / sqrt(n), and how many d are positive). Sample stds, ddof 1."""
-  (name_a, a), (name_b, b) = values.items()
-  a, b = np.asarray(a), np.asarray(b)
+def difference_line(by_seed: dict) -> str:
+  """Two configurations' mean FIDs compared, from {config: {seed: FID}}.
+
+  The difference of means (second minus first) with its Welch standard error
+  sqrt(s_a^2 / n_a + s_b^2 / n_b); and over the seeds both ran, paired by
+  seed: the mean of the per-seed differences d, its standard error
+  s_d / sqrt(n), t = mean(d) / (s_d / sqrt(n)) with n - 1 degrees of freedom,
+  and how many d are positive. Sample stds (ddof 1).
+  """
+  (name_a, fid_a), (name_b, fid_b) = by_seed.items()
+  a, b = np.array(list(fid_a.values())), np.array(list(fid_b.values()))
   diff = b.mean() - a.mean()
-  se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-  line = (f'{name_b} − {name_a}: {diff:+.1f} FID, standard error {se:.1f} '
-          f'(difference / SE = {diff / se:+.1f})')
-  if len(a) == len(b) > 1:
-    d = b - a
+  line = f'{name_b} − {name_a}: {diff:+.1f} FID'
+  if len(a) > 1 and len(b) > 1:
+    se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    line += f', standard error {se:.1f}'
+    if se > 0:
+      line += f' (difference / SE = {diff / se:+.1f})'
+  common = [seed for seed in fid_a if seed in fid_b]
+  if len(common) > 1:
+    d = np.array([fid_b[seed] - fid_a[seed] for seed in common])
     paired_se = d.std(ddof=1) / np.sqrt(len(d))
-    line += (f'; paired by seed {d.mean():+.1f} ± {paired_se:.1f} '
-             f'(t = {d.mean() / paired_se:+.1f}, {len(d) - 1} df), '
-             f'{name_b} higher in {int((d > 0).sum())} of {len(d)} seeds')
-  seeds = ', '.join(f'{x:.1f}' for x in a), ', '.join(f'{x:.1f}' for x in b)
-  return f'{line}. Per seed: {name_a} {seeds[0]}; {name_b} {seeds[1]}.'
+    line += f'; paired by seed {d.mean():+.1f} ± {paired_se:.1f}'
+    if paired_se > 0:
+      line += f' (t = {d.mean() / paired_se:+.1f}, {len(d) - 1} df)'
+    line += (f', {name_b} higher in {int((d > 0).sum())} of {len(d)} '
+             'seeds')
+  per_seed = lambda fids: ', '.join(f'{x:.1f}' for x in fids.values())
+  return (f'{line}. Per seed ({", ".join(map(str, fid_a))}): {name_a} '
+          f'{per_seed(fid_a)}; {name_b} {per_seed(fid_b)}.')
 
 
 def build(runs: str, out: str, sweeps: str) -> str:

@@ -152,8 +152,9 @@ class NetworkEigenvaluesTest(parameterized.TestCase):
     _, steps, state = train.build(config)
     batch = steps.sample_data(jax.random.PRNGKey(1), 16)
     z = steps.sample_z(jax.random.PRNGKey(2))[:16]
+    self.assertNotEmpty(jax.tree.leaves(state.d_state))
     x0, field = dynamics.flat_field(steps, state.g_params, state.d_params,
-                                    batch, z)
+                                    batch, z, state.g_state, state.d_state)
     dense = np.linalg.eigvals(dynamics.dense_jacobian(field, x0))
     k = 4
     found = dynamics.leading_eigenvalues(field, x0, k, which)
@@ -173,9 +174,11 @@ def _run(module, *args):
 class CheckpointCommandTest(absltest.TestCase):
 
   def test_trained_run_eigenvalues_match_dense_jacobian(self):
+    # Spectral norm gives D a state (its power-iteration vectors), held fixed.
     workdir = os.path.join(self.create_tempdir().full_path, 'run')
     proc = _run('gan_jax.main', f'--workdir={workdir}', '--dataset=ring8',
                 '--loss=non_saturating', '--update=extragradient',
+                '--d_spectral_norm',
                 '--num_steps=40', '--log_every=20', '--batch_size=16',
                 '--z_dim=2', '--g_hidden=6', '--d_hidden=6',
                 '--num_eval_samples=50', '--g_lr=1e-2', '--d_lr=1e-2')
@@ -193,8 +196,9 @@ class CheckpointCommandTest(absltest.TestCase):
     k_data, k_z = jax.random.split(jax.random.PRNGKey(5))
     batch = steps.sample_data(k_data, 16)
     z = jax.random.normal(k_z, (16, 2), jnp.float32)
+    self.assertNotEmpty(jax.tree.leaves(state.d_state))
     x0, field = dynamics.flat_field(steps, state.g_params, state.d_params,
-                                    batch, z)
+                                    batch, z, state.g_state, state.d_state)
     self.assertEqual(result['num_params'], x0.size)
     dense = np.linalg.eigvals(dynamics.dense_jacobian(field, x0))
     got = np.array([complex(*p) for p in result['largest_modulus']])

@@ -276,8 +276,9 @@ def digits_section(directory: str, out: str, key: str = 'loss',
       rows.append({'config': resolved[key], 'seed': resolved['seeds'][s],
                    'fid': float(record['fid'])})
   summary = results_lib.summarize(rows, ['fid'])
-  values = {e['config']: [r['fid'] for r in rows if r['config'] == e['config']]
-            for e in summary}
+  by_seed = {e['config']: {r['seed']: r['fid'] for r in rows
+                           if r['config'] == e['config']} for e in summary}
+  values = {name: list(fids.values()) for name, fids in by_seed.items()}
   from gan_jax import sweep_plots  # pylint: disable=g-import-not-at-top
   path, rel = _figure_path(out, figure)
   what = key.replace('_', ' ')
@@ -286,9 +287,7 @@ def digits_section(directory: str, out: str, key: str = 'loss',
   lines = [f'Protocol: {protocol(_config(directory))}; FID in the feature '
            'space of the bundled digits classifier. Mean ± std, best first.',
            '', results_lib.markdown_table(summary, ['fid'])]
-  if len(values) == 2:
-    by_seed = {e['config']: {r['seed']: r['fid'] for r in rows
-                             if r['config'] == e['config']} for e in summary}
+  if len(by_seed) == 2:
     lines += [difference_line(by_seed), '']
   return lines + [f'![digits FID per {what}]({rel})', '']
 

@@ -76,6 +76,41 @@ class Config:
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
+  @classmethod
+  def load(cls, workdir: str) -> 'Config':
+    """The validated `Config` of the run in `workdir`, from its `config.json`.
+
+    The one reader of a saved configuration. A field the file lacks (written
+    before the field existed) takes its default; a field this version does
+    not know, unreadable JSON or a missing file is a one-line `ConfigError`.
+    `workdir` is the directory it was read from, wherever the run was moved.
+    """
+    path = os.path.join(workdir, 'config.json')
+    if not os.path.isfile(path):
+      raise ConfigError(f'{workdir} holds no config.json; point it at the '
+                        'workdir of a training run')
+    try:
+      with open(path, encoding='utf-8') as f:
+        saved = json.load(f)
+    except (OSError, ValueError) as e:
+      raise ConfigError(f'{path} is not readable JSON: '
+                        f'{str(e).splitlines()[0]}') from None
+    if not isinstance(saved, dict):
+      raise ConfigError(f'{path} holds {type(saved).__name__}, not an object '
+                        'of configuration fields')
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(saved) - known)
+    if unknown:
+      raise ConfigError(f'{path} has fields this version does not know: '
+                        f'{", ".join(unknown)}')
+    values = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in saved.items()}
+    values['workdir'] = workdir
+    try:
+      return validate(cls(**values))
+    except (ConfigError, TypeError) as e:
+      raise ConfigError(f'{path}: {str(e).splitlines()[0]}') from None
+
 
 # ----------------------------------------------------------------------------
 # Validation.

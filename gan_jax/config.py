@@ -171,8 +171,14 @@ class Config:
   def replace(self, **changes: Any) -> 'Config':
     return dataclasses.replace(self, **changes)
 
-  def to_json(self) -> str:
-    return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+  def to_json(self, **members: Any) -> str:
+    """config.json's text: the fields, and `MEMBER_KEYS` of a multi-seed run."""
+    unknown = sorted(set(members) - set(MEMBER_KEYS))
+    if unknown:
+      raise TypeError(f'to_json: {", ".join(unknown)} are not member keys; '
+                      f'valid: {", ".join(MEMBER_KEYS)}')
+    return json.dumps({**dataclasses.asdict(self), **members}, indent=2,
+                      sort_keys=True)
 
   @classmethod
   def define_flags(cls, flag_values: Optional[flags.FlagValues] = None

@@ -35,7 +35,7 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Check:
-  """A condition on a field's value; failing reads `--NAME=VALUE requirement`."""
+  """A condition on a field's value; failing reads --NAME=VALUE requirement."""
   holds: Callable[[Any], bool]
   requirement: str
 

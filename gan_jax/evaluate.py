@@ -1,6 +1,6 @@
 """Evaluates a finished run: `python -m gan_jax.evaluate --workdir=DIR`.
 
-Reads DIR/config.json (for the data set and `eval_metrics`) and
+Reads DIR/config.json (`Config.load`: the data set and `eval_metrics`) and
 DIR/samples.npy, computes the metrics against the reference split in the
 feature space of the data set's extractor (`gan_jax.evaluation`), writes
 DIR/eval.json and prints a table. Reference statistics are cached per
@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
 import numpy as np
+
+from gan_jax import cli
+from gan_jax import fileio
+from gan_jax.config import Config, ConfigError
 
 flags.DEFINE_string('workdir', None, 'A finished run\'s directory (holding '
                     'config.json and samples.npy).')
@@ -42,11 +45,6 @@ flags.DEFINE_integer('kid_subset_size', 1000, 'KID subset size.')
 FLAGS = flags.FLAGS
 
 
-def _usage_error(message: str) -> None:
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(2)
-
-
 def _table(result: dict) -> str:
   rows = []
   for key in ('fid', 'kid_mean', 'kid_std', 'is_mean', 'is_std', 'precision',
@@ -61,38 +59,33 @@ def _table(result: dict) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    _usage_error(f'unexpected arguments {" ".join(argv[1:])}; pass settings as '
-                 '--flag=value')
+  cli.no_positional_arguments(argv)
   workdir = FLAGS.workdir
   if not workdir:
-    _usage_error('--workdir must name a finished run\'s directory')
+    cli.usage_error('--workdir must name a finished run\'s directory')
   if not os.path.isdir(workdir):
-    _usage_error(f'--workdir={workdir} is not a directory')
+    cli.usage_error(f'--workdir={workdir} is not a directory')
   for name in ('config.json', 'samples.npy'):
     if not os.path.isfile(os.path.join(workdir, name)):
-      _usage_error(f'--workdir={workdir} has no {name}; is it a finished run?')
+      cli.usage_error(f'--workdir={workdir} has no {name}; is it a finished '
+                      'run?')
   if FLAGS.num_samples < 0:
-    _usage_error(f'--num_samples={FLAGS.num_samples} must be >= 0 (0: all)')
+    cli.usage_error(f'--num_samples={FLAGS.num_samples} must be >= 0 (0: all)')
   for name in ('kid_subsets', 'kid_subset_size'):
     if getattr(FLAGS, name) < 1 + (name == 'kid_subset_size'):
-      _usage_error(f'--{name}={getattr(FLAGS, name)} is too small')
+      cli.usage_error(f'--{name}={getattr(FLAGS, name)} is too small')
   try:
-    with open(os.path.join(workdir, 'config.json')) as f:
-      config = json.load(f)
-  except (OSError, ValueError) as e:
-    _usage_error(f'{workdir}/config.json cannot be read as JSON: {e}')
-  if not isinstance(config, dict) or 'dataset' not in config:
-    _usage_error(f'{workdir}/config.json names no dataset')
+    config = Config.load(workdir)
+  except ConfigError as e:
+    cli.usage_error(str(e))
   try:
     samples = np.load(os.path.join(workdir, 'samples.npy'))
   except (OSError, ValueError) as e:
-    _usage_error(f'{workdir}/samples.npy cannot be read: {e}')
+    cli.usage_error(f'{workdir}/samples.npy cannot be read: {e}')
   if FLAGS.num_samples:
     samples = samples[:FLAGS.num_samples]
   from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
-  metrics = FLAGS.metrics or config.get('eval_metrics') or \
-      evaluation.DEFAULT_METRICS
+  metrics = FLAGS.metrics or config.eval_metrics or evaluation.DEFAULT_METRICS
   try:
     result = evaluation.evaluate_samples(
         config, samples, metrics=metrics, extractor=FLAGS.extractor,
@@ -100,14 +93,12 @@ def main(argv):
         cache_dir=FLAGS.cache_dir, kid_subsets=FLAGS.kid_subsets,
         kid_subset_size=FLAGS.kid_subset_size)
   except evaluation.EvaluationError as e:
-    _usage_error(str(e))
-  from gan_jax import logging_utils  # pylint: disable=g-import-not-at-top
-  logging_utils.atomic_write(os.path.join(workdir, 'eval.json'),
-                             (json.dumps(result, indent=2, sort_keys=True) +
-                              '\n').encode())
+    cli.usage_error(str(e))
+  fileio.atomic_write(os.path.join(workdir, 'eval.json'),
+                      json.dumps(result, indent=2, sort_keys=True) + '\n')
   print(_table(result))
   print(f'wrote {os.path.join(workdir, "eval.json")}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -25,9 +25,12 @@ extractor and the (cached) reference statistics once, when it is made.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:
+  from gan_jax.config import Config
 
 METRICS = ('fid', 'kid', 'is', 'pr', 'dc')
 DEFAULT_METRICS = ('fid', 'kid', 'pr')
@@ -54,12 +57,6 @@ def check_metrics(names) -> tuple[str, ...]:
   if len(set(names)) != len(names):
     raise EvaluationError(f'metrics {",".join(names)} name one twice')
   return names
-
-
-def _field(config: Any, name: str, default=None):
-  if isinstance(config, dict):
-    return config.get(name, default)
-  return getattr(config, name, default)
 
 
 class Evaluator:
@@ -164,31 +161,30 @@ class Evaluator:
     return out
 
 
-def evaluate_samples(config: Any, samples: np.ndarray, **kwargs) -> dict:
-  """Metrics of `samples` for `config` (a Config or its JSON dict).
+def evaluate_samples(config: Config, samples: np.ndarray, **kwargs) -> dict:
+  """Metrics of `samples` against the reference of `config.dataset`.
 
   Metrics default to `config.eval_metrics` (or DEFAULT_METRICS); keyword
   arguments are those of `Evaluator` (extractor, split, weights_path,
-  cache_dir, kid_subsets, kid_subset_size).
+  cache_dir, kid_subsets, kid_subset_size). A saved run's `config` is
+  `Config.load(workdir)`.
   """
-  kwargs.setdefault('metrics', _field(config, 'eval_metrics') or
-                    DEFAULT_METRICS)
-  return Evaluator(_field(config, 'dataset'), **kwargs)(samples)
+  kwargs.setdefault('metrics', config.eval_metrics or DEFAULT_METRICS)
+  return Evaluator(config.dataset, **kwargs)(samples)
 
 
 def make_in_training_evaluator(
-    config: Any, **kwargs) -> Optional[Callable[[int, np.ndarray], dict]]:
+    config: Config, **kwargs) -> Optional[Callable[[int, np.ndarray], dict]]:
   """`(step, samples) -> record` for every `config.eval_every` steps, or None.
 
   The record is `{'step': step, 'eval': True, **metrics}`, a line for
   metrics.jsonl. Building it loads the extractor and the reference statistics
   (cached on disk), so a missing weights file fails before training starts.
   """
-  if not _field(config, 'eval_every', 0):
+  if not config.eval_every:
     return None
-  kwargs.setdefault('metrics', _field(config, 'eval_metrics') or
-                    DEFAULT_METRICS)
-  evaluator = Evaluator(_field(config, 'dataset'), **kwargs)
+  kwargs.setdefault('metrics', config.eval_metrics or DEFAULT_METRICS)
+  evaluator = Evaluator(config.dataset, **kwargs)
 
   def evaluate(step: int, samples: np.ndarray) -> dict:
     return {'step': int(step), 'eval': True, **evaluator(samples)}

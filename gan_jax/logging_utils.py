@@ -24,15 +24,10 @@ from typing import IO, Iterator, Optional
 
 import numpy as np
 
+from gan_jax import fileio
 
-def atomic_write(path: str, data: bytes) -> None:
-  """Writes `data` to `path` so that readers see the old file or the new one."""
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'wb') as f:
-    f.write(data)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+# For the callers that import it from here; new code uses gan_jax.fileio.
+atomic_write = fileio.atomic_write
 
 
 class MetricsLog:
@@ -50,7 +45,7 @@ class MetricsLog:
           if (isinstance(record, dict) and not record.get('final')
               and 0 < record.get('step', 0) <= resume_step):
             kept.append(json.dumps(record) + '\n')
-    atomic_write(path, ''.join(kept).encode())
+    fileio.atomic_write(path, ''.join(kept))
     self._file = open(path, 'a')
 
   def write(self, record: dict) -> None:

@@ -28,6 +28,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from gan_jax import cli
 from gan_jax import config as config_lib
 from gan_jax import seeds as seeds_lib
 
@@ -41,33 +42,18 @@ flags.DEFINE_integer('process_id', None, 'With --multihost: this process\'s '
                      'index (default: from the cluster).')
 
 
-def _usage_error(message: str) -> None:
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(2)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl flag parsing with one-line errors and exit status 2."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    _usage_error(str(e).splitlines()[0])
-
-
 def main(argv: list[str]) -> None:
   # Library warnings (orbax's notes on its options) are not for the user;
   # problems this program finds are printed as one line of its own.
   logging.set_verbosity(logging.ERROR)
-  if len(argv) > 1:
-    _usage_error(f'unexpected arguments {" ".join(argv[1:])}; pass settings as '
-                 '--flag=value (see --helpfull)')
+  cli.no_positional_arguments(argv)
   try:
     seeds_lib.configure_cpu_devices(flags.FLAGS.cpu_devices,
                                     flags.FLAGS.num_seeds > 1)
     config = config_lib.from_flags()
     seeds_lib.check(config, flags.FLAGS.num_seeds)
   except config_lib.ConfigError as e:
-    _usage_error(str(e))
+    cli.usage_error(str(e))
   # JAX is imported only now: bad flags fail fast, before backends start.
   from gan_jax import parallel  # pylint: disable=g-import-not-at-top
   from gan_jax import train  # pylint: disable=g-import-not-at-top
@@ -81,7 +67,7 @@ def main(argv: list[str]) -> None:
   try:
     final = train.run(config)
   except config_lib.ConfigError as e:
-    _usage_error(str(e))
+    cli.usage_error(str(e))
   except train.TrainingDiverged as e:
     print(f'error: {e}', file=sys.stderr, flush=True)
     sys.exit(1)
@@ -95,4 +81,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

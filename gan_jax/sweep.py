@@ -47,13 +47,16 @@ import json
 import os
 import sys
 import time
-from typing import Optional, Sequence
+import typing
+from typing import Sequence
 
 from absl import app
 from absl import flags
 from absl import logging
 
+from gan_jax import cli
 from gan_jax import config as config_lib
+from gan_jax import fileio
 from gan_jax import results as results_lib
 from gan_jax import seeds as seeds_lib
 from gan_jax.config import Config, ConfigError
@@ -74,6 +77,12 @@ GRID_EXCLUDED = ('workdir', 'seed')
 def grid_keys() -> list[str]:
   return [f.name for f in dataclasses.fields(Config)
           if f.name not in GRID_EXCLUDED]
+
+
+def _integer_list_keys() -> list[str]:
+  """Fields that are lists of integers: their grid values join them by x."""
+  return [name for name, hint in typing.get_type_hints(Config).items()
+          if hint == tuple[int, ...]]
 
 
 def parse_grid(text: str) -> list[tuple[str, list[str]]]:
@@ -116,14 +125,14 @@ def expand(grid: Sequence[tuple[str, list[str]]], sweep_dir: str,
   """
   f = flag_values or FLAGS
   keys = [k for k, _ in grid]
+  lists = _integer_list_keys()
   saved = {k: f[k].value for k in keys + ['workdir']}
   out = []
   try:
     for values in itertools.product(*(v for _, v in grid)):
       point = dict(zip(keys, values))
       for key, value in point.items():
-        text = value.replace('x', ',') if key in ('g_hidden',
-                                                   'd_hidden') else value
+        text = value.replace('x', ',') if key in lists else value
         try:
           f[key].parse(text)
         except (flags.Error, ValueError) as e:
@@ -177,14 +186,10 @@ def _write_config(directory: str, point: dict, config: Config,
                   num_seeds: int, wall_seconds: float, result,
                   index: Sequence[int], program_runs: int) -> None:
   """All artifacts of one configuration, `DONE` last."""
-  from gan_jax import logging_utils  # pylint: disable=g-import-not-at-top
   os.makedirs(directory, exist_ok=True)
-  resolved = json.loads(config.to_json())
-  resolved.update(num_seeds=num_seeds,
-                  seeds=[config.seed + s for s in range(num_seeds)])
-  logging_utils.atomic_write(
-      os.path.join(directory, 'config.json'),
-      (json.dumps(resolved, indent=2, sort_keys=True) + '\n').encode())
+  fileio.atomic_write(os.path.join(directory, 'config.json'), config.to_json(
+      num_seeds=num_seeds,
+      seeds=[config.seed + s for s in range(num_seeds)]) + '\n')
   mine = seeds_lib.Result(
       state=None, samples=result.samples[index],
       logs=[result.logs[i] for i in index],
@@ -198,10 +203,10 @@ def _write_config(directory: str, point: dict, config: Config,
              'wall_seconds': wall_seconds, 'program_runs': program_runs,
              'train_seconds': result.train_seconds,
              'compile_seconds': result.compile_seconds}
-  logging_utils.atomic_write(os.path.join(directory, results_lib.RESULTS),
-                             (json.dumps(summary, indent=1) + '\n').encode())
-  logging_utils.atomic_write(os.path.join(directory, results_lib.DONE),
-                             b'%.3f\n' % time.time())
+  fileio.atomic_write(os.path.join(directory, results_lib.RESULTS),
+                      json.dumps(summary, indent=1) + '\n')
+  fileio.atomic_write(os.path.join(directory, results_lib.DONE),
+                      f'{time.time():.3f}\n')
 
 
 def run_sweep(grid: Sequence[tuple[str, list[str]]], base: Config,
@@ -231,10 +236,8 @@ def run_sweep(grid: Sequence[tuple[str, list[str]]], base: Config,
       raise ConfigError(f'--workdir={sweep_dir} holds a different sweep '
                         f'(its {", ".join(changed)} differ); use a new '
                         '--workdir or the same flags')
-  from gan_jax import logging_utils  # pylint: disable=g-import-not-at-top
   os.makedirs(sweep_dir, exist_ok=True)
-  logging_utils.atomic_write(manifest_path,
-                             (json.dumps(manifest, indent=1) + '\n').encode())
+  fileio.atomic_write(manifest_path, json.dumps(manifest, indent=1) + '\n')
   pending = [i for i, name in enumerate(names)
              if not results_lib.is_done(os.path.join(sweep_dir, name))]
   skipped = [n for i, n in enumerate(names) if i not in pending]
@@ -303,9 +306,7 @@ def draw_figures(sweep_dir: str) -> list[str]:
                                 title=f'{results_lib.LABELS[metric]} per '
                                 'configuration (one dot per seed)')
     written.append(path)
-  with open(os.path.join(sweep_dir, names[0], 'config.json')) as f:
-    dataset = json.load(f)['dataset']
-  data = data_lib.build(Config(dataset=dataset))
+  data = data_lib.build(Config.load(os.path.join(sweep_dir, names[0])))
   for n in names:
     samples = np.load(os.path.join(sweep_dir, n, 'samples.npy'))
     finals = json.load(open(os.path.join(sweep_dir, n,
@@ -327,24 +328,10 @@ def draw_figures(sweep_dir: str) -> list[str]:
   return written
 
 
-def _usage_error(message: str) -> None:
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(2)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    _usage_error(str(e).splitlines()[0])
-
-
 def main(argv: list[str]) -> None:
   # Library notes (backends not found, orbax options) are not for the user.
   logging.set_verbosity(logging.ERROR)
-  if len(argv) > 1:
-    _usage_error(f'unexpected arguments {" ".join(argv[1:])}; pass settings '
-                 'as --flag=value')
+  cli.no_positional_arguments(argv)
   try:
     # Every program of a sweep may hold several members (seeds, or
     # configurations batched together): split them over the cores.
@@ -361,11 +348,11 @@ def main(argv: list[str]) -> None:
     report = run_sweep(grid, base, FLAGS.num_seeds,
                        FLAGS.max_runs_per_program, FLAGS.batch_hyperparams)
   except ConfigError as e:
-    _usage_error(str(e))
+    cli.usage_error(str(e))
   print(f'{len(report.computed)} configurations computed in '
         f'{len(report.programs)} programs, {len(report.skipped)} skipped; '
         f'results in {os.path.join(base.workdir, "results.md")}', flush=True)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -21,6 +21,8 @@ import sys
 from absl import app
 from absl import flags
 
+from gan_jax import cli
+
 DATASETS = ('digits', 'mnist')
 
 flags.DEFINE_string('dataset', 'digits', f'One of: {", ".join(DATASETS)}.')
@@ -36,20 +38,14 @@ flags.DEFINE_float('min_accuracy', 0.97, 'Required held-out accuracy.')
 FLAGS = flags.FLAGS
 
 
-def _usage_error(message: str) -> None:
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(2)
-
-
 def main(argv):
-  if len(argv) > 1:
-    _usage_error(f'unexpected arguments {" ".join(argv[1:])}')
+  cli.no_positional_arguments(argv)
   if FLAGS.dataset not in DATASETS:
-    _usage_error(f'--dataset={FLAGS.dataset!r} is not a known dataset; '
-                 f'valid: {", ".join(DATASETS)}')
+    cli.usage_error(f'--dataset={FLAGS.dataset!r} is not a known dataset; '
+                    f'valid: {", ".join(DATASETS)}')
   for name in ('steps', 'batch_size', 'learning_rate'):
     if not getattr(FLAGS, name) > 0:
-      _usage_error(f'--{name}={getattr(FLAGS, name)} must be positive')
+      cli.usage_error(f'--{name}={getattr(FLAGS, name)} must be positive')
   from gan_jax import features  # pylint: disable=g-import-not-at-top
   from gan_jax.features import classifier  # pylint: disable=g-import-not-at-top
   from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
@@ -58,7 +54,7 @@ def main(argv):
     train_x, train_y = loader('train')
     test_x, test_y = loader('test')
   except reference.ReferenceError as e:
-    _usage_error(str(e))
+    cli.usage_error(str(e))
   print(f'training the {FLAGS.dataset} classifier on {len(train_x)} images '
         f'{train_x.shape[1:]}, testing on {len(test_x)}', flush=True)
   result = classifier.train(train_x, train_y, test_x, test_y,
@@ -91,4 +87,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -36,7 +36,7 @@ class EvaluateSamplesTest(absltest.TestCase):
   def test_digits_metrics_and_provenance(self):
     test_x, _ = reference.digits('test')
     out = evaluation.evaluate_samples(
-        {'dataset': 'digits'}, test_x, metrics='fid,kid,is,pr,dc',
+        config_lib.Config(dataset='digits'), test_x, metrics='fid,kid,is,pr,dc',
         cache_dir=self.cache, kid_subsets=10)
     ext = features.get('digits_classifier')
     real, _ = ext.extract(reference.digits('train')[0])
@@ -107,8 +107,8 @@ class EvaluateSamplesTest(absltest.TestCase):
       evaluation.check_metrics('fid,fidd')
     with self.assertRaisesRegex(evaluation.EvaluationError,
                                 'needs images'):
-      evaluation.evaluate_samples({'dataset': 'digits'}, np.zeros((10, 2)),
-                                  cache_dir=self.cache)
+      evaluation.evaluate_samples(config_lib.Config(dataset='digits'),
+                                  np.zeros((10, 2)), cache_dir=self.cache)
     with self.assertRaisesRegex(evaluation.EvaluationError,
                                 'identity does not have'):
       evaluation.Evaluator('ring8', metrics=('is',), cache_dir=self.cache)
@@ -143,8 +143,10 @@ class EvaluateCliTest(absltest.TestCase):
     workdir = self.create_tempdir().full_path
     x, _ = reference.digits('test')
     np.save(os.path.join(workdir, 'samples.npy'), x[:200])
+    config = config_lib.Config(workdir=workdir, dataset='digits',
+                               model='dcgan', eval_metrics=('fid', 'pr'))
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      json.dump({'dataset': 'digits', 'eval_metrics': ['fid', 'pr']}, f)
+      f.write(config.to_json())
     proc = _cli(f'--workdir={workdir}', cache=cache)
     self.assertEqual(proc.returncode, 0, proc.stderr)
     self.assertIn('200 generated vs 1437 digits/train images, extractor '
@@ -163,6 +165,10 @@ class EvaluateCliTest(absltest.TestCase):
 
     # Bad input: one line on stderr, exit status 2, eval.json unchanged.
     os.remove(os.path.join(workdir, 'eval.json'))
+    other = self.create_tempdir().full_path  # saved by a later version
+    np.save(os.path.join(other, 'samples.npy'), x[:200])
+    with open(os.path.join(other, 'config.json'), 'w') as f:
+      json.dump({**json.loads(config.to_json()), 'g_dropout': 0.1}, f)
     for args, message in [
         ((f'--workdir={workdir}/missing',), 'is not a directory'),
         ((f'--workdir={workdir}', '--metrics=fid,bogus'),
@@ -170,7 +176,9 @@ class EvaluateCliTest(absltest.TestCase):
         ((f'--workdir={workdir}', '--extractor=vgg'),
          "unknown feature extractor 'vgg'; valid: digits_classifier, "
          'identity, inception_v3, mnist_classifier'),
-        ((f'--workdir={cache}',), 'has no config.json')]:
+        ((f'--workdir={cache}',), 'has no config.json'),
+        ((f'--workdir={other}',), f'{other}/config.json has fields this '
+         'version does not know: g_dropout')]:
       proc = _cli(*args, cache=cache)
       self.assertEqual(proc.returncode, 2, proc.stderr)
       self.assertEqual(proc.stderr.strip().count('\n'), 0, proc.stderr)

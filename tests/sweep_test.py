@@ -1,6 +1,7 @@
 """The sweep runner: grid parsing, program grouping, resuming after an
 interruption, and one-line errors for a malformed grid."""
 
+import glob
 import io
 import json
 import os
@@ -8,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+from absl import flags
 from absl.testing import absltest
 from absl.testing import flagsaver
 import numpy as np
@@ -50,6 +52,33 @@ class GridTest(absltest.TestCase):
     self.assertEqual(sweep.programs(configs, 2, 4), [[0, 2], [4], [1], [3]])
     self.assertEqual(sweep.programs(configs, 2, 64, batch_hyperparams=False),
                      [[0], [1], [2], [3], [4]])
+
+  def test_every_sweep_flagfile_expands_to_valid_configs(self):
+    paths = sorted(glob.glob(os.path.join(ROOT, 'experiments', 'sweeps',
+                                          '*.cfg')))
+    self.assertNotEmpty(paths)
+    tmp = self.create_tempdir().full_path
+    with flagsaver.flagsaver():  # the flags of each flagfile alone
+      try:
+        for path in paths:
+          flags.FLAGS.unparse_flags()
+          flags.FLAGS(['prog', f'--flagfile={path}'])
+          grid = sweep.parse_grid(flags.FLAGS.grid)
+          points = sweep.expand(grid, tmp)
+          self.assertLen(points, np.prod([len(v) for _, v in grid]), path)
+          # Each grid point is a configuration of its own, in its directory.
+          self.assertLen({config for _, config in points}, len(points), path)
+          for point, config in points:
+            self.assertEqual(config.workdir,
+                             os.path.join(tmp, sweep.point_name(point)))
+      finally:
+        flags.FLAGS.mark_as_parsed()
+
+  def test_integer_lists_take_x_in_a_grid(self):
+    with flagsaver.flagsaver(**TINY):
+      (_, config), = sweep.expand(sweep.parse_grid('g_hidden:8x4'),
+                                  self.create_tempdir().full_path)
+    self.assertEqual(config.g_hidden, (8, 4))
 
   def test_malformed_grid_on_the_command_line_exits_2_writing_nothing(self):
     workdir = os.path.join(self.create_tempdir().full_path, 'sweep')

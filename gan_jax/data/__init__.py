@@ -34,10 +34,9 @@ _REGISTRY: dict[str, Callable] = {
 
 def _tfds_builder(name: str) -> Callable:
   def build(config):
-    stream = getattr(config, 'stream_data', False)
     return images.tfds_images(
-        name, data_dir=getattr(config, 'data_dir', '') or None,
-        **({'max_device_bytes': 0} if stream else {}))
+        name, data_dir=config.data_dir or None,
+        **({'max_device_bytes': 0} if config.stream_data else {}))
   return build
 
 

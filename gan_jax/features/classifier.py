@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gan_jax import fileio
+
 FEATURE_DIM = 128
 
 
@@ -132,15 +134,11 @@ def save(path: str, params, metadata: dict) -> dict:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   blob = serialization.msgpack_serialize(
       jax.tree.map(lambda a: np.asarray(a, np.float32), params))
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'wb') as f:
-    f.write(blob)
-  os.replace(tmp, path)
+  fileio.atomic_write(path, blob)
   metadata = {**metadata, 'sha256': features.sha256_file(path),
               'file': os.path.basename(path)}
-  json_path = os.path.splitext(path)[0] + '.json'
-  with open(json_path, 'w') as f:
-    f.write(json.dumps(metadata, indent=2, sort_keys=True) + '\n')
+  fileio.atomic_write(os.path.splitext(path)[0] + '.json',
+                      json.dumps(metadata, indent=2, sort_keys=True) + '\n')
   return metadata
 
 

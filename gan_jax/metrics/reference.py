@@ -31,6 +31,8 @@ import os
 
 import numpy as np
 
+from gan_jax import fileio
+
 DIGITS_SIZE = 16
 DIGITS_TEST_SIZE = 360
 DIGITS_SPLIT_SEED = 0
@@ -113,7 +115,8 @@ def load(dataset: str, split: str) -> np.ndarray:
     return mnist(split)[0]
   import jax  # pylint: disable=g-import-not-at-top
   from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  data = data_lib.get(dataset)(None)
+  from gan_jax.config import Config  # pylint: disable=g-import-not-at-top
+  data = data_lib.build(Config(dataset=dataset))
   return np.asarray(data.sample(jax.random.PRNGKey(REFERENCE_SEED),
                                 TOY_REFERENCE_SIZE), np.float32)
 
@@ -158,9 +161,8 @@ def statistics(dataset: str, split: str, extractor,
   features, _ = extractor.extract(images)
   mu, sigma = frechet.feature_statistics(features)
   os.makedirs(cache_dir, exist_ok=True)
-  tmp = f'{path[:-4]}.tmp-{os.getpid()}.npz'
-  np.savez(tmp, features=features, mu=mu, sigma=sigma,
-           info=np.array(json.dumps(info, sort_keys=True)))
-  os.replace(tmp, path)
+  with fileio.atomic_path(path) as tmp:
+    np.savez(tmp, features=features, mu=mu, sigma=sigma,
+             info=np.array(json.dumps(info, sort_keys=True)))
   return {'features': features, 'mu': mu, 'sigma': sigma, 'info': info,
           'cached': False}

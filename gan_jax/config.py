@@ -37,7 +37,7 @@ from gan_jax import config_fields as cf
 from gan_jax import data as data_lib
 from gan_jax import losses as losses_lib
 from gan_jax import models as models_lib
-from gan_jax.config_fields import ConfigError  # pylint: disable=unused-import
+from gan_jax.config_fields import ConfigError
 from gan_jax.models import precision
 from gan_jax import regularizers
 from gan_jax import steps as steps_lib

@@ -188,6 +188,33 @@ class MalformedGridTest(parameterized.TestCase):
     self.assertEqual(os.listdir(tmp), [])
 
 
+class OtherCommandsTest(parameterized.TestCase):
+  """gan_jax.evaluate, gan_jax.train_classifier and gan_jax.sweep, in the same
+  contract for absl's own flag errors and stray arguments."""
+
+  @parameterized.named_parameters(
+      ('evaluate_not_an_int', 'gan_jax.evaluate', '--num_samples=ten',
+       "error: flag --num_samples=ten: invalid literal for int() with base "
+       "10: 'ten'"),
+      ('evaluate_stray_argument', 'gan_jax.evaluate', 'runs/x',
+       'error: unexpected arguments runs/x; pass settings as --flag=value'),
+      ('classifier_unknown_flag', 'gan_jax.train_classifier', '--stepz=3',
+       "error: Unknown command line flag 'stepz'. Did you mean: steps ?"),
+      ('sweep_stray_argument', 'gan_jax.sweep', 'hinge',
+       'error: unexpected arguments hinge; pass settings as --flag=value'),
+  )
+  def test_one_line_exit_2(self, module, arg, expected):
+    tmp = self.create_tempdir().full_path
+    proc = subprocess.run([sys.executable, '-m', module, arg],
+                          capture_output=True, text=True, cwd=tmp,
+                          env=subprocess_env.env(PYTHONPATH=ROOT), timeout=300)
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    self.assertLen(lines, 1, proc.stderr)
+    self.assertStartsWith(lines[0], expected)
+    self.assertEqual(os.listdir(tmp), [])
+
+
 class ExistingCheckpointTest(parameterized.TestCase):
   """A workdir holding a finished run's checkpoints, offered other flags."""
 

@@ -180,8 +180,12 @@ class LoadTest(absltest.TestCase):
                                'g_hidden': (128, 128, 128)}))
 
   def test_seeds_of_a_multi_seed_run_are_not_fields(self):
-    _save(self.workdir, {**self.saved, 'num_seeds': 2, 'seeds': [11, 12]})
-    self.assertEqual(Config.load(self.workdir).seed, 11)
+    config = Config(workdir=self.workdir, **CHANGED)
+    with open(os.path.join(self.workdir, 'config.json'), 'w') as f:
+      f.write(config.to_json(num_seeds=2, seeds=[11, 12]))
+    self.assertEqual(Config.load(self.workdir), config)
+    with self.assertRaisesRegex(TypeError, 'lr are not member keys'):
+      config.to_json(lr=1)
 
   def test_unknown_fields_refused(self):
     message = self._load_error({**self.saved, 'g_dropout': 0.1, 'lr': 1})

@@ -19,7 +19,6 @@ then e.g. `python -m gan_jax.evaluate --workdir=/tmp/digits_metrics/noise_0.5
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -27,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from gan_jax import evaluation
+from gan_jax.config import Config
 from gan_jax.metrics import reference
 
 
@@ -62,8 +62,10 @@ def main():
     os.makedirs(workdir, exist_ok=True)
     samples = samples.astype(np.float32)
     np.save(os.path.join(workdir, 'samples.npy'), samples)
+    config = Config(workdir=workdir, dataset='digits', model='dcgan',
+                    eval_metrics=tuple(metric_names))
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      json.dump({'dataset': 'digits', 'eval_metrics': list(metric_names)}, f)
+      f.write(config.to_json())
     start = time.perf_counter()
     r = evaluator(samples)
     seconds = time.perf_counter() - start

@@ -40,7 +40,7 @@ D steps with weight k * weight keeps its expected contribution unchanged.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -94,6 +94,19 @@ def get(name: str) -> Regularizer:
   except KeyError:
     raise KeyError(f'unknown regularizer {name!r}; valid regularizers: '
                    f'{", ".join(names())}') from None
+
+
+def get_or_none(name: str) -> Optional[Regularizer]:
+  """None for 'none' (no penalty), else the regulariser registered as `name`.
+
+  An unknown name is a KeyError listing 'none' and every registered name.
+  """
+  if name == 'none':
+    return None
+  if name not in _REGISTRY:
+    raise KeyError(f'unknown regularizer {name!r}; valid regularizers: none, '
+                   f'{", ".join(names())}')
+  return _REGISTRY[name]
 
 
 def input_gradients(d_apply: ApplyFn, d_params: Any, x: Array) -> Array:

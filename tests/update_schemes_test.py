@@ -13,7 +13,7 @@ import numpy as np
 import optax
 
 from gan_jax import config as config_lib
-from gan_jax import dynamics
+from gan_jax import dirac
 from gan_jax import loop
 from gan_jax import losses
 from gan_jax import steps as steps_lib
@@ -61,10 +61,10 @@ class DiracWassersteinTest(parameterized.TestCase):
 
   @parameterized.parameters(*steps_lib.UPDATES)
   def test_trajectory_matches_closed_form_iteration(self, update):
-    setup = dynamics.DiracSetup(loss='wasserstein', update=update,
-                                learning_rate=H, consensus_weight=GAMMA,
-                                num_steps=200)
-    path = dynamics.simulate(setup)
+    setup = dirac.DiracSetup(loss='wasserstein', update=update,
+                             learning_rate=H, consensus_weight=GAMMA,
+                             num_steps=200)
+    path = dirac.simulate(setup)
     expected = _wgan_reference(update, 200)
     # float32 rounding grows with |x|: compare each iterate relative to |x_t|.
     scale = np.linalg.norm(expected, axis=1, keepdims=True)
@@ -79,12 +79,12 @@ class DiracWassersteinTest(parameterized.TestCase):
               'extragradient': abs(1 - H**2 + 1j * H),
               'consensus': abs(1 - H * GAMMA + 1j * H)}
     for update, rho in radius.items():
-      path = dynamics.simulate(dynamics.DiracSetup(
+      path = dirac.simulate(dirac.DiracSetup(
           loss='wasserstein', update=update, learning_rate=H,
           consensus_weight=GAMMA, num_steps=100))
       np.testing.assert_allclose(np.linalg.norm(path[100]),
                                  np.sqrt(2.0) * rho**100, rtol=1e-3)
-    path = dynamics.simulate(dynamics.DiracSetup(
+    path = dirac.simulate(dirac.DiracSetup(
         loss='wasserstein', update='alternating', num_steps=500))
     # The alternating map conserves theta^2 + psi^2 - h theta psi exactly.
     invariant = path[:, 0]**2 + path[:, 1]**2 - H * path[:, 0] * path[:, 1]

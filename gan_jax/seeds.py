@@ -377,7 +377,7 @@ def run(config: Config, num_seeds: int, out=sys.stdout) -> list[dict]:
   """
   from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
   from gan_jax import logging_utils  # pylint: disable=g-import-not-at-top
-  from gan_jax import sweep_plots  # pylint: disable=g-import-not-at-top
+  from gan_jax import plots  # pylint: disable=g-import-not-at-top
   check(config, num_seeds)
   configs = member_configs(config, num_seeds)
   os.makedirs(config.workdir, exist_ok=True)
@@ -395,7 +395,7 @@ def run(config: Config, num_seeds: int, out=sys.stdout) -> list[dict]:
   data = data_lib.build(config)
   png = os.path.join(config.workdir, 'samples.png')
   tmp = f'{png[:-4]}.tmp-{os.getpid()}.png'
-  sweep_plots.samples_grid(
+  plots.samples_grid(
       tmp, result.samples, data,
       [f'seed {f["seed"]}' + (f': {f["modes"]}/{f["num_modes"]} modes, HQ '
                               f'{100 * f["hq_fraction"]:.0f}%'

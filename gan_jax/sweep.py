@@ -57,7 +57,7 @@ from absl import logging
 from gan_jax import cli
 from gan_jax import config as config_lib
 from gan_jax import fileio
-from gan_jax import results as results_lib
+from gan_jax.analysis import results as results_lib
 from gan_jax import seeds as seeds_lib
 from gan_jax.config import Config, ConfigError
 
@@ -273,59 +273,9 @@ def run_sweep(grid: Sequence[tuple[str, list[str]]], base: Config,
     results_lib.write_tables(sweep_dir)
   results_lib.write_tables(sweep_dir)
   if figures:
-    draw_figures(sweep_dir)
+    from gan_jax.analysis import figures as figures_lib  # pylint: disable=g-import-not-at-top
+    figures_lib.sweep_figures(sweep_dir)
   return report
-
-
-def _label(sweep_dir: str, name: str) -> str:
-  """A configuration's short label: its grid values without the keys."""
-  if name == 'base':
-    return name
-  return ','.join(part.partition('=')[2] for part in name.split(','))
-
-
-def draw_figures(sweep_dir: str) -> list[str]:
-  """figures/: box plots per metric, samples per configuration, curves."""
-  from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gan_jax import sweep_plots  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  rows = results_lib.load_rows(sweep_dir)
-  names = results_lib.finished(sweep_dir)
-  if not names:
-    return []
-  figures = os.path.join(sweep_dir, 'figures')
-  os.makedirs(figures, exist_ok=True)
-  written = []
-  for metric in results_lib.TABLE_METRICS:
-    if not any(r.get(metric) is not None for r in rows):
-      continue
-    values = {_label(sweep_dir, n): [r.get(metric) for r in rows
-                                     if r['config'] == n] for n in names}
-    path = os.path.join(figures, f'box_{metric}.png')
-    sweep_plots.metric_boxplots(path, values, results_lib.LABELS[metric],
-                                title=f'{results_lib.LABELS[metric]} per '
-                                'configuration (one dot per seed)')
-    written.append(path)
-  data = data_lib.build(Config.load(os.path.join(sweep_dir, names[0])))
-  for n in names:
-    samples = np.load(os.path.join(sweep_dir, n, 'samples.npy'))
-    finals = json.load(open(os.path.join(sweep_dir, n,
-                                         results_lib.RESULTS)))['finals']
-    titles = [f'seed {f["seed"]}' + (f': {f["modes"]} modes, '
-                                     f'{100 * f["hq_fraction"]:.0f}% HQ'
-                                     if 'modes' in f else '')
-              for f in finals]
-    path = os.path.join(figures, f'samples_{n}.png')
-    sweep_plots.samples_grid(path, samples, data, titles, title=n)
-    written.append(path)
-  curves = {_label(sweep_dir, n): results_lib.load_logs(sweep_dir, n)
-            for n in names}
-  path = os.path.join(figures, 'curves.png')
-  sweep_plots.training_curves(path, curves, ('d_loss', 'g_loss', 'value',
-                                             'g_grad_norm'),
-                              log_scale=('g_grad_norm',))
-  written.append(path)
-  return written
 
 
 def main(argv: list[str]) -> None:

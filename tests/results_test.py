@@ -7,7 +7,8 @@ import os
 from absl.testing import absltest
 import numpy as np
 
-from gan_jax import results
+from gan_jax.analysis import results
+from gan_jax.config import Config, ConfigError
 
 # Two configurations x 3 seeds; one seed of `b` has no reverse KL (no
 # high-quality sample) and one diverged.
@@ -95,6 +96,42 @@ class ResultsTest(absltest.TestCase):
     self.assertEqual(lines[0], '| configuration | modes | % HQ | reverse KL '
                      '| seeds (n) |')
     self.assertEqual(len(lines), 4)
+
+  def test_config_of_a_multi_seed_run_loads_with_its_seeds_from_finals(self):
+    directory = self.create_tempdir().full_path
+    write_sweep(directory)
+    saved = json.loads(Config(loss='hinge', g_hidden=(8, 4)).to_json())
+    saved.update(num_seeds=3, seeds=[0, 1, 2])  # as seeds.run and sweep write
+    with open(os.path.join(directory, 'loss=a', 'config.json'), 'w') as f:
+      json.dump(saved, f)
+    config = results.load_config(directory)
+    self.assertEqual(config, Config(loss='hinge', g_hidden=(8, 4),
+                                    workdir=os.path.join(directory, 'loss=a')))
+    self.assertEqual([f['seed'] for f in results.load_result(
+        directory, 'loss=a')['finals']], [0, 1, 2])
+    with open(os.path.join(directory, 'loss=a', 'config.json'), 'w') as f:
+      json.dump(dict(saved, lr=0.1), f)
+    with self.assertRaisesRegex(ConfigError,
+                                r'has fields this version does not know: lr$'):
+      results.load_config(directory)
+
+  def test_format_mean_std_scales_and_rounds_per_metric(self):
+    self.assertEqual(results.format_mean_std('hq_fraction', (0.5, 0.125, 3)),
+                     '50.0 ± 12.5')
+    self.assertEqual(results.format_mean_std('modes', (7.666, 0.577, 3)),
+                     '7.67 ± 0.58')
+    self.assertEqual(results.format_mean_std('reverse_kl', (0.01234, 0.0, 1)),
+                     '0.012 ± 0.000')
+    self.assertEqual(results.format_mean_std('fid', (float('nan'),) * 2 + (0,)),
+                     'n/a')
+
+  def test_tables_are_written_without_temporaries(self):
+    directory = self.create_tempdir().full_path
+    write_sweep(directory)
+    results.write_tables(directory)
+    self.assertEqual(sorted(n for n in os.listdir(directory)
+                            if os.path.isfile(os.path.join(directory, n))),
+                     ['results.csv', 'results.md'])
 
   def test_lower_fid_ranks_first(self):
     rows = [{'config': 'x', 'fid': 30.0}, {'config': 'y', 'fid': 10.0},

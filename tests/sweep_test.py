@@ -14,7 +14,7 @@ from absl.testing import absltest
 from absl.testing import flagsaver
 import numpy as np
 
-from gan_jax import results
+from gan_jax.analysis import results
 from gan_jax import sweep
 from gan_jax.config import Config, ConfigError
 

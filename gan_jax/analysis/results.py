@@ -14,6 +14,9 @@ then left out of its mean (the table's `n` column says how many counted).
 Ranking ("best first"): by the first of these that the rows carry: lower
 `fid`; more `modes`, ties broken by lower `reverse_kl`, then higher
 `hq_fraction`; lower `jsd`.
+
+A configuration's training config is read with `Config.load` (`load_config`);
+its seeds are those of its `results.json` finals.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ import os
 from typing import Optional, Sequence
 
 import numpy as np
+
+from gan_jax import fileio
+from gan_jax.config import Config
 
 DONE = 'DONE'
 RESULTS = 'results.json'
@@ -42,6 +48,8 @@ TABLE_METRICS = ('modes', 'hq_fraction', 'reverse_kl', 'jsd', 'fid', 'kid',
 LABELS = {'modes': 'modes', 'hq_fraction': '% HQ', 'reverse_kl': 'reverse KL',
           'jsd': 'JSD', 'fid': 'FID', 'kid': 'KID', 'precision': 'precision',
           'recall': 'recall'}
+# Metrics shown scaled (a fraction as a percentage, as LABELS says).
+SCALES = {'hq_fraction': 100.0}
 
 
 def is_done(directory: str) -> bool:
@@ -66,14 +74,27 @@ def _scalar(value) -> bool:
   return value is None or isinstance(value, (int, float, str, bool))
 
 
+def load_result(sweep_dir: str, name: str) -> dict:
+  """Configuration `name`'s `results.json`: `point` (its grid values),
+  `finals` (one final record per seed, in seed order), `wall_seconds`,
+  `program_runs` and the training and compile seconds."""
+  with open(os.path.join(sweep_dir, name, RESULTS)) as f:
+    return json.load(f)
+
+
+def load_config(sweep_dir: str, name: Optional[str] = None) -> Config:
+  """The `Config` configuration `name` (default: the first finished one)
+  trained with, by `Config.load`; raises its one-line `ConfigError`."""
+  return Config.load(os.path.join(sweep_dir, name or finished(sweep_dir)[0]))
+
+
 def load_rows(sweep_dir: str) -> list[dict]:
   """One row per finished configuration x seed: `config` (its name), the grid
   point's values, `seed`, every scalar final metric, `diverged_at` and the
   timings."""
   rows = []
   for name in finished(sweep_dir):
-    with open(os.path.join(sweep_dir, name, RESULTS)) as f:
-      result = json.load(f)
+    result = load_result(sweep_dir, name)
     for final in result['finals']:
       row = {'config': name, **result['point']}
       row.update({k: v for k, v in final.items()
@@ -105,14 +126,7 @@ def write_csv(path: str, rows: Sequence[dict]) -> None:
   writer.writeheader()
   for row in rows:
     writer.writerow({k: '' if row.get(k) is None else row[k] for k in columns})
-  _write_text(path, buffer.getvalue())
-
-
-def _write_text(path: str, text: str) -> None:
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'w') as f:
-    f.write(text)
-  os.replace(tmp, path)
+  fileio.atomic_write(path, buffer.getvalue())
 
 
 def mean_std(values: Sequence[Optional[float]]) -> tuple[float, float, int]:
@@ -156,15 +170,17 @@ def summarize(rows: Sequence[dict], metrics: Optional[Sequence[str]] = None
   return summary
 
 
-def _format(metric: str, stats: tuple[float, float, int]) -> str:
+def format_mean_std(metric: str, stats: tuple[float, float, int]) -> str:
+  """`mean_std`'s (mean, std, n) as 'mean ± std' in the metric's `SCALES`
+  (3 decimals for divergences, 1 for percentages, else 2); 'n/a' if n = 0."""
   mean, std, n = stats
   if n == 0:
     return 'n/a'
-  scale, digits = (100.0, 1) if metric == 'hq_fraction' else (1.0, 2)
+  scale = SCALES.get(metric, 1.0)
+  digits = 1 if scale != 1.0 else 2
   if metric in ('reverse_kl', 'jsd', 'kid'):
     digits = 3
-  text = f'{scale * mean:.{digits}f} ± {scale * std:.{digits}f}'
-  return text
+  return f'{scale * mean:.{digits}f} ± {scale * std:.{digits}f}'
 
 
 def markdown_table(summary: Sequence[dict], metrics: Optional[Sequence[str]]
@@ -190,7 +206,7 @@ def markdown_table(summary: Sequence[dict], metrics: Optional[Sequence[str]]
                             if entry['metrics'][m][2] != entry['seeds']) + ')'
     if entry['diverged']:
       n += f', {entry["diverged"]} diverged'
-    cells = ([entry['config']] + [_format(m, entry['metrics'][m])
+    cells = ([entry['config']] + [format_mean_std(m, entry['metrics'][m])
                                   for m in metrics] + [n]
              + [(extra or {}).get(entry['config'], {}).get(c, '')
                 for c in extra_columns])
@@ -208,5 +224,5 @@ def write_tables(sweep_dir: str, description: str = '') -> list[dict]:
   text += ('Mean ± sample std (ddof = 1) over seeds; best first. One row per '
            'configuration x seed in results.csv.\n\n')
   text += markdown_table(summarize(rows))
-  _write_text(os.path.join(sweep_dir, 'results.md'), text)
+  fileio.atomic_write(os.path.join(sweep_dir, 'results.md'), text)
   return rows

@@ -30,10 +30,10 @@ with `DONE` and recomputes the others; a sweep directory whose `sweep.json`
 describes a different sweep is refused.
 
 At the end (and after each program): `results.csv`, `results.md` (see
-`gan_jax.results`) and `figures/`: box plots of each final metric per
-configuration, one image of the seeds' samples per configuration, and the
-training curves (D loss, G loss, value, G gradient norm) of every
-configuration.
+`gan_jax.analysis.results`) and `figures/` (`gan_jax.analysis.figures`): box
+plots of each final metric per configuration, one image of the seeds' samples
+per configuration, and the training curves (D loss, G loss, value, G gradient
+norm) of every configuration.
 
 A malformed grid or flag prints one line and exits with status 2 before
 anything is written.

@@ -1,9 +1,8 @@
-"""The reproduction report: `experiments/RESULTS.md` and its figures, in one command.
+"""The reproduction report: `experiments/RESULTS.md` and its figures.
 
     python -m gan_jax.analysis.report [--runs=runs/report] [--out=experiments]
 
-(`python -m gan_jax.report` runs the same) 
-runs the sweeps of `experiments/sweeps/` that the report needs (each with
+(or `python -m gan_jax.report`, the same command) runs the sweeps of `experiments/sweeps/` that the report needs (each with
 `python -m gan_jax.sweep`, resuming: finished configurations are kept, so an
 interrupted report picks up where it stopped), then writes
 `OUT/RESULTS.md` and `OUT/results/*.png`:

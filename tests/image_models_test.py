@@ -1,5 +1,6 @@
 """DCGAN and SN-GAN ResNet: shapes, parameter counts; spectral norm (DCGAN
-and MLP discriminators) against the SVD."""
+and MLP discriminators) against the SVD; what each model's registration
+declares and its builder reads of the config."""
 
 import types
 
@@ -9,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import data
 from gan_jax import models
 from gan_jax.config import Config
 from gan_jax.models import dcgan
@@ -177,6 +179,51 @@ class SpectralNormTest(parameterized.TestCase):
     self.assertTrue(d.spectral_norm)
     _, plain = models.build(Config(), types.SimpleNamespace(shape=(2,)))
     self.assertFalse(plain.spectral_norm)
+
+
+class RegistrationTest(parameterized.TestCase):
+
+  def test_models_for_each_data_set(self):
+    self.assertEqual(
+        {name: models.fitting(data.get(name).shape) for name in data.names()},
+        {'celeb_a': ['dcgan'], 'cifar10': ['dcgan', 'sngan_resnet'],
+         'digits': ['dcgan'], 'fashion_mnist': ['dcgan'],
+         'grid25': ['mlp'], 'mix1d': ['mlp'], 'mnist': ['dcgan'],
+         'ring8': ['mlp']})
+    self.assertEqual(models.fitting((24, 24, 1)), [])
+    self.assertEqual(models.fitting((32, 16, 3)), [])
+
+  def test_options(self):
+    self.assertEqual(models.accepting('g_batch_norm'), ['dcgan'])
+    self.assertEqual(models.accepting('d_spectral_norm'), ['dcgan', 'mlp'])
+
+  @parameterized.parameters(('dcgan', (16, 16, 1), 64, 64),
+                            ('sngan_resnet', (32, 32, 3), 256, 128))
+  def test_builder_reads_widths_and_dtype(self, name, shape, g_width, d_width):
+    spec = types.SimpleNamespace(shape=shape)
+    g, d = models.build(Config(model=name, dataset='digits', g_features=8,
+                               d_features=4, compute_dtype='bfloat16'), spec)
+    self.assertEqual((g.features, d.features, g.dtype, d.dtype),
+                     (8, 4, jnp.bfloat16, jnp.bfloat16))
+    g, d = models.build(Config(model=name), spec)  # 0: the model's default
+    self.assertEqual((g.features, d.features, g.dtype, d.dtype),
+                     (g_width, d_width, None, None))
+
+  def test_refused_shape_is_one_line(self):
+    with self.assertRaises(ValueError) as cm:
+      models.build(Config(model='sngan_resnet', dataset='digits'),
+                   data.get('digits'))
+    self.assertEqual(str(cm.exception),
+                     'model sngan_resnet needs 32x32 images, but digits has '
+                     'shape (16, 16, 1); models for it: dcgan')
+
+  def test_unknown_and_repeated_names(self):
+    with self.assertRaisesRegex(KeyError, "unknown model 'vit'; valid models: "
+                                'dcgan, mlp, sngan_resnet'):
+      models.get('vit')
+    with self.assertRaisesRegex(ValueError, "a model named 'mlp' is already "
+                                'registered'):
+      models.register(models.get('mlp'))
 
 
 class SnganResnetTest(absltest.TestCase):

@@ -1,9 +1,12 @@
 """Generator/discriminator pairs by name.
 
-A model builder takes the resolved `Config` and the data's `DataSpec` and
-returns `(generator, discriminator)`, two Flax Linen modules called as
-`module.apply(variables, x, train=...)`. The discriminator returns one raw
-output per sample, shape (B,).
+Each model module registers itself with a `ModelSpec`: its builder, which
+takes the resolved `Config` and the data (anything with `.shape`, one
+sample's shape) and returns `(generator, discriminator)`, two Flax Linen
+modules called as `module.apply(variables, x, train=...)` whose
+discriminator returns one raw output per sample, shape (B,); and what the
+model needs of a sample's shape, so a config is checked before anything is
+built.
 
     mlp            ReLU MLPs for toy data (--g_hidden, --d_hidden;
                    --d_spectral_norm)
@@ -15,106 +18,100 @@ output per sample, shape (B,).
 
 Every model computes in `--compute_dtype` (`gan_jax.models.precision`):
 float32 parameters, float32 outputs.
+
+A new model is one module that ends with
+
+    models.register(models.ModelSpec(
+        name='my_model', build=build, needs='flat data',
+        fits=lambda shape: len(shape) == 1))
+
+and is imported before the config is validated.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import flax.linen as nn
 
-from gan_jax.models import dcgan
-from gan_jax.models import mlp
-from gan_jax.models import precision
-from gan_jax.models import sngan_resnet
+from gan_jax import registry
 
 ModelBuilder = Callable[..., tuple[nn.Module, nn.Module]]
 
 
-def _dtype(config):
-  return precision.compute_dtype(config.compute_dtype)
+def _fits_anything(shape: tuple[int, ...]) -> bool:
+  del shape
+  return True
 
 
-def _build_mlp(config, data_spec) -> tuple[nn.Module, nn.Module]:
-  return (mlp.Generator(hidden=tuple(config.g_hidden),
-                        out_dim=data_spec.shape[0], dtype=_dtype(config)),
-          mlp.Discriminator(hidden=tuple(config.d_hidden),
-                            spectral_norm=config.d_spectral_norm,
-                            dtype=_dtype(config)))
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """A registered model: how to build it and what data it can be built for.
+
+  Attributes:
+    name: the `--model` value.
+    build: `(config, data) -> (generator, discriminator)`; it should honour
+      `config.compute_dtype` (`precision.compute_dtype`) as the built-in
+      models do.
+    needs: what `fits` accepts, in words, for error messages
+      ('flat data', '32x32 images').
+    fits: one sample's shape -> whether the model can be built for it.
+    options: the model-specific Config switches `build` reads
+      ('g_batch_norm', 'd_spectral_norm'); other models refuse them.
+  """
+
+  name: str
+  build: ModelBuilder
+  needs: str = 'any data'
+  fits: Callable[[tuple[int, ...]], bool] = _fits_anything
+  options: tuple[str, ...] = ()
 
 
-def _features(features: int) -> dict:
-  """The model's own default width when `features` is 0."""
-  return {'features': features} if features else {}
+_REGISTRY: registry.Registry[ModelSpec] = registry.Registry('model')
 
-
-def _build_dcgan(config, data_spec) -> tuple[nn.Module, nn.Module]:
-  return (dcgan.Generator(out_shape=tuple(data_spec.shape),
-                          batch_norm=config.g_batch_norm,
-                          dtype=_dtype(config),
-                          **_features(config.g_features)),
-          dcgan.Discriminator(spectral_norm=config.d_spectral_norm,
-                              dtype=_dtype(config),
-                              **_features(config.d_features)))
-
-
-def _build_sngan_resnet(config, data_spec) -> tuple[nn.Module, nn.Module]:
-  return (sngan_resnet.Generator(channels=data_spec.shape[2],
-                                 dtype=_dtype(config),
-                                 **_features(config.g_features)),
-          sngan_resnet.Discriminator(dtype=_dtype(config),
-                                     **_features(config.d_features)))
-
-
-# What each built-in model needs of one sample's shape: (words, test).
-_NEEDS: dict[str, tuple[str, Callable[[tuple[int, ...]], bool]]] = {
-    'mlp': ('flat data', lambda s: len(s) == 1),
-    'dcgan': (f'square images of size {", ".join(map(str, dcgan.SIZES))}',
-              lambda s: len(s) == 3 and s[0] == s[1] and s[0] in dcgan.SIZES),
-    'sngan_resnet': ('32x32 images', lambda s: len(s) == 3 and s[:2] == (32, 32)),
-}
+# register(spec) -> spec; names() -> sorted names; get(name) -> ModelSpec,
+# unknown names listing the valid ones.
+register = _REGISTRY.register
+names = _REGISTRY.names
+get = _REGISTRY.get
 
 
 def compatible(model: str, data_shape: tuple[int, ...]) -> bool:
-  """Whether `model` can be built for samples of `data_shape` (registered
-  models without a stated need are assumed to fit)."""
-  need = _NEEDS.get(model)
-  return need is None or need[1](tuple(data_shape))
+  """Whether `model` can be built for samples of `data_shape`."""
+  return get(model).fits(tuple(data_shape))
 
 
-_REGISTRY: dict[str, ModelBuilder] = {'mlp': _build_mlp,
-                                      'dcgan': _build_dcgan,
-                                      'sngan_resnet': _build_sngan_resnet}
+def fitting(data_shape: tuple[int, ...]) -> list[str]:
+  """The models that can be built for samples of `data_shape`, sorted."""
+  return [name for name in names() if compatible(name, data_shape)]
 
 
-def names() -> list[str]:
-  """The registered model names, sorted."""
-  return sorted(_REGISTRY)
+def accepting(option: str) -> list[str]:
+  """The models whose builder reads the Config switch `option`, sorted."""
+  return [name for name in names() if option in get(name).options]
 
 
-def register(name: str, builder: ModelBuilder) -> None:
-  """Registers `builder(config, data_spec) -> (G, D)` as model `name`.
-
-  The builder should honour `config.compute_dtype`
-  (`precision.compute_dtype`) as the built-in models do."""
-  if name in _REGISTRY:
-    raise ValueError(f'a model named {name!r} is already registered')
-  _REGISTRY[name] = builder
+def feature_width(features: int) -> dict:
+  """`{'features': features}`, or {} when `features` is 0 (the flag's "the
+  model's own default width")."""
+  return {'features': features} if features else {}
 
 
-def get(name: str) -> ModelBuilder:
-  """The builder registered as `name`; unknown names list the valid ones."""
-  try:
-    return _REGISTRY[name]
-  except KeyError:
-    raise KeyError(
-        f'unknown model {name!r}; valid models: {", ".join(names())}') from None
+def build(config, data) -> tuple[nn.Module, nn.Module]:
+  """Builds `(generator, discriminator)` for `config.model` on `data`."""
+  spec = get(config.model)
+  shape = tuple(data.shape)
+  if not spec.fits(shape):
+    raise ValueError(f'model {spec.name} needs {spec.needs}, but '
+                     f'{config.dataset} has shape {shape}; models for it: '
+                     f'{", ".join(fitting(shape)) or "none"}')
+  return spec.build(config, data)
 
 
-def build(config, data_spec) -> tuple[nn.Module, nn.Module]:
-  """Builds `(generator, discriminator)` for `config.model` on `data_spec`."""
-  if not compatible(config.model, data_spec.shape):
-    raise ValueError(f'model {config.model} needs {_NEEDS[config.model][0]}, '
-                     f'but {config.dataset} has shape '
-                     f'{tuple(data_spec.shape)}')
-  return get(config.model)(config, data_spec)
+# The built-in models register themselves on import; they import this
+# package, so they come after the registry is defined.
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax.models import dcgan  # noqa: E402
+from gan_jax.models import mlp  # noqa: E402
+from gan_jax.models import sngan_resnet  # noqa: E402

@@ -24,6 +24,9 @@ The benchmark architecture of `bench/dcgan_throughput.py` is
 `bench_models()`: G dense -> 7x7x128, ReLU, convT -> 14x14x64, ReLU,
 convT -> 28x28x1, tanh; D conv -> 14x14x64, lReLU, conv -> 7x7x128, lReLU,
 dense -> 1; no normalisation.
+
+Registered as model `dcgan`: square images of a size in SIZES, widths
+`--g_features` / `--d_features`, `--g_batch_norm`, `--d_spectral_norm`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import layers as fast_layers
+from gan_jax import models
+from gan_jax.models import precision
 from gan_jax.models.precision import as_float32
 
 SIZES = (16, 28, 32, 64)
@@ -149,3 +154,21 @@ def bench_models(layers: str = 'fast', dtype: Optional[Any] = None
   return (Generator(out_shape=(28, 28, 1), features=64, layers=layers,
                     dtype=dtype),
           Discriminator(features=64, layers=layers, dtype=dtype))
+
+
+def build(config, data) -> tuple[Generator, Discriminator]:
+  """The DCGAN pair for `config` on images of shape `data.shape`."""
+  dtype = precision.compute_dtype(config.compute_dtype)
+  return (Generator(out_shape=tuple(data.shape),
+                    batch_norm=config.g_batch_norm, dtype=dtype,
+                    **models.feature_width(config.g_features)),
+          Discriminator(spectral_norm=config.d_spectral_norm, dtype=dtype,
+                        **models.feature_width(config.d_features)))
+
+
+models.register(models.ModelSpec(
+    name='dcgan', build=build,
+    needs=f'square images of size {", ".join(map(str, SIZES))}',
+    fits=lambda shape: len(shape) == 3 and shape[0] == shape[1]
+    and shape[0] in SIZES,
+    options=('g_batch_norm', 'd_spectral_norm')))

@@ -10,6 +10,9 @@ the power-iteration vectors live in 'batch_stats' and advance when
 Both take `dtype`, the computation dtype (jnp.bfloat16, say; None computes in
 the inputs' dtype): parameters stay float32 and outputs are returned as
 float32.
+
+Registered as model `mlp`: flat samples (d,), widths `--g_hidden` and
+`--d_hidden`, `--d_spectral_norm`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import flax.linen as nn
 import jax
 
 from gan_jax import layers
+from gan_jax import models
+from gan_jax.models import precision
 from gan_jax.models.precision import as_float32
 
 
@@ -54,3 +59,17 @@ class Discriminator(nn.Module):
     for width in self.hidden:
       h = nn.relu(dense(width)(h, train))
     return as_float32(dense(1)(h, train)[..., 0], self.dtype)
+
+
+def build(config, data) -> tuple[Generator, Discriminator]:
+  """The MLP pair for `config` on flat samples of shape `data.shape` = (d,)."""
+  dtype = precision.compute_dtype(config.compute_dtype)
+  return (Generator(hidden=tuple(config.g_hidden), out_dim=data.shape[0],
+                    dtype=dtype),
+          Discriminator(hidden=tuple(config.d_hidden),
+                        spectral_norm=config.d_spectral_norm, dtype=dtype))
+
+
+models.register(models.ModelSpec(
+    name='mlp', build=build, needs='flat data',
+    fits=lambda shape: len(shape) == 1, options=('d_spectral_norm',)))

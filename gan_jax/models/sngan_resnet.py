@@ -29,6 +29,9 @@ counts them layer by layer). Batch-norm statistics and spectral-norm vectors
 live in 'batch_stats'. Every module takes `dtype`, the computation dtype
 (jnp.bfloat16, say; None computes in the inputs' dtype): parameters stay
 float32 and G's images and D's outputs are returned as float32.
+
+Registered as model `sngan_resnet`: 32x32 images, widths `--g_features` /
+`--d_features`.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import layers as fast_layers
+from gan_jax import models
+from gan_jax.models import precision
 from gan_jax.models.precision import as_float32
 
 RESIDUAL_INIT = nn.initializers.variance_scaling(2.0, 'fan_avg', 'uniform')
@@ -166,3 +171,16 @@ class Discriminator(nn.Module):
     dense = fast_layers.spectral_norm(nn.Dense(1, kernel_init=GLOROT,
                                                dtype=dtype))
     return as_float32(dense(h, train)[..., 0], dtype)
+
+
+def build(config, data) -> tuple[Generator, Discriminator]:
+  """The SN-GAN ResNet pair for `config` on 32x32 images of `data.shape`."""
+  dtype = precision.compute_dtype(config.compute_dtype)
+  return (Generator(channels=data.shape[2], dtype=dtype,
+                    **models.feature_width(config.g_features)),
+          Discriminator(dtype=dtype, **models.feature_width(config.d_features)))
+
+
+models.register(models.ModelSpec(
+    name='sngan_resnet', build=build, needs='32x32 images',
+    fits=lambda shape: len(shape) == 3 and shape[:2] == (32, 32)))

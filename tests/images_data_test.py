@@ -1,4 +1,5 @@
-"""Image data: digits offline, every TFDS set under tfds.testing.mock_data."""
+"""Image data: digits offline, every TFDS set under tfds.testing.mock_data;
+what every built-in data set's registration declares."""
 
 import os
 import tempfile
@@ -11,7 +12,11 @@ import numpy as np
 from sklearn.datasets import load_digits
 import tensorflow_datasets as tfds
 
+from gan_jax import data as data_lib
+from gan_jax.config import Config
 from gan_jax.data import images
+from gan_jax.data import tfds_sets
+from gan_jax.metrics import reference
 
 NUM_EXAMPLES = 6
 
@@ -97,13 +102,13 @@ class InMemoryUint8Test(absltest.TestCase):
 
 class TfdsTest(parameterized.TestCase):
 
-  @parameterized.parameters(*sorted(images.TFDS_SETS))
+  @parameterized.parameters(*sorted(tfds_sets.SETS))
   def test_in_memory(self, name):
     with tfds.testing.mock_data(num_examples=NUM_EXAMPLES):
-      data = images.tfds_in_memory(name)
+      data = tfds_sets.in_memory(name)
       source = tfds.data_source(name, split='train', download=False)
       raw = [np.asarray(source[i]['image']) for i in range(NUM_EXAMPLES)]
-    shape = images.TFDS_SETS[name][0]
+    shape = tfds_sets.SETS[name].shape
     self.assertEqual(data.name, name)
     self.assertEqual(data.shape, shape)
     self.assertEqual(len(data), NUM_EXAMPLES)
@@ -122,11 +127,11 @@ class TfdsTest(parameterized.TestCase):
     self.assertTrue(
         _rows_in(batch, stored.astype(np.float64) / 127.5 - 1, atol=1e-6))
 
-  @parameterized.parameters(*sorted(images.TFDS_SETS))
+  @parameterized.parameters(*sorted(tfds_sets.SETS))
   def test_streaming(self, name):
     with tfds.testing.mock_data(num_examples=NUM_EXAMPLES):
-      stream = images.tfds_streaming(name)
-      memory = np.asarray(images.tfds_in_memory(name).images)
+      stream = tfds_sets.streaming(name)
+      memory = np.asarray(tfds_sets.in_memory(name).images)
       prefetch = stream.chunks(seed=3, batch_size=2, chunk_steps=2,
                                num_steps=5)
       chunks = [np.asarray(c) for c in prefetch]
@@ -134,7 +139,7 @@ class TfdsTest(parameterized.TestCase):
                               start_step=2, num_steps=5)
       resumed_first = np.asarray(next(resumed))
       resumed.close()
-    shape = images.TFDS_SETS[name][0]
+    shape = tfds_sets.SETS[name].shape
     self.assertEqual([c.shape for c in chunks],
                      [(2, 2) + shape, (2, 2) + shape, (1, 2) + shape])
     # step t's batch is the records at indices(seed, t), in [-1, 1]
@@ -145,8 +150,8 @@ class TfdsTest(parameterized.TestCase):
 
   def test_streaming_batches_per_step_and_host_sample(self):
     with tfds.testing.mock_data(num_examples=NUM_EXAMPLES):
-      stream = images.tfds_streaming('mnist')
-      memory = np.asarray(images.tfds_in_memory('mnist').images)
+      stream = tfds_sets.streaming('mnist')
+      memory = np.asarray(tfds_sets.in_memory('mnist').images)
       chunk = stream.chunk(seed=1, first_step=4, num_steps=2, batch_size=3,
                            batches_per_step=2)
       sample = stream.sample(jax.random.PRNGKey(0), 5)
@@ -160,15 +165,15 @@ class TfdsTest(parameterized.TestCase):
 
   def test_auto_choice(self):
     with tfds.testing.mock_data(num_examples=NUM_EXAMPLES):
-      self.assertIsInstance(images.tfds_images('mnist'), images.InMemoryImages)
-      self.assertIsInstance(images.tfds_images('mnist', max_device_bytes=100),
+      self.assertIsInstance(tfds_sets.load('mnist'), images.InMemoryImages)
+      self.assertIsInstance(tfds_sets.load('mnist', max_device_bytes=100),
                             images.StreamingImages)
 
   def test_missing_data_set_says_how_to_prepare(self):
     with tempfile.TemporaryDirectory() as tmp:
       data_dir = os.path.join(tmp, 'tfds')
       with self.assertRaises(FileNotFoundError) as ctx:
-        images.tfds_source('mnist', data_dir=data_dir)
+        tfds_sets.source('mnist', data_dir=data_dir)
     message = str(ctx.exception)
     self.assertNotIn('\n', message)
     self.assertIn(
@@ -179,7 +184,69 @@ class TfdsTest(parameterized.TestCase):
     with self.assertRaisesRegex(
         KeyError, "unknown TFDS image set 'svhn'; valid sets: "
         'celeb_a, cifar10, fashion_mnist, mnist'):
-      images.tfds_source('svhn')
+      tfds_sets.source('svhn')
+
+
+class RegistrationTest(parameterized.TestCase):
+
+  def test_declarations(self):
+    """(extractor, classes, reference splits, has modes, streamable)."""
+    tfds_set = lambda extractor, classes: (extractor, classes,
+                                           ('train', 'test'), False, True)
+    toy = lambda modes: ('identity', modes, ('train',), True, False)
+    self.assertEqual(
+        {name: (spec.feature_extractor, spec.num_classes,
+                spec.reference_splits, spec.has_modes, spec.streamable)
+         for name, spec in ((n, data_lib.get(n)) for n in data_lib.names())},
+        {'celeb_a': tfds_set('inception_v3', 0),
+         'cifar10': tfds_set('inception_v3', 10),
+         'digits': ('digits_classifier', 10, ('train', 'test', 'all'), False,
+                    False),
+         'fashion_mnist': tfds_set('inception_v3', 10),
+         'grid25': toy(25), 'mix1d': toy(2),
+         'mnist': tfds_set('mnist_classifier', 10), 'ring8': toy(8)})
+    self.assertEqual(data_lib.TFDS_NAMES,
+                     ('celeb_a', 'cifar10', 'fashion_mnist', 'mnist'))
+
+  @parameterized.parameters('ring8', 'grid25', 'mix1d', 'digits')
+  def test_declared_shape_is_the_built_shape(self, name):
+    built = data_lib.build(Config(dataset=name))
+    self.assertEqual(built.shape, data_lib.SHAPES[name])
+    self.assertEqual(data_lib.is_image(name), name == 'digits')
+    self.assertEqual(getattr(built, 'num_modes', 0),
+                     data_lib.get(name).num_classes * (name != 'digits'))
+
+  @parameterized.parameters(*sorted(tfds_sets.SETS))
+  def test_tfds_shape_and_reference(self, name):
+    with tfds.testing.mock_data(num_examples=NUM_EXAMPLES):
+      built = data_lib.build(Config(dataset=name))
+      streamed = data_lib.build(Config(dataset=name, stream_data=True))
+      x, y = reference.load_with_labels(name, 'test')
+      stored = np.asarray(tfds_sets.in_memory(name, 'test').images)
+    self.assertIsInstance(built, images.InMemoryImages)
+    self.assertIsInstance(streamed, images.StreamingImages)
+    self.assertEqual(built.shape, data_lib.SHAPES[name])
+    np.testing.assert_array_equal(x, stored.astype(np.float32) / 127.5 - 1)
+    if name == 'celeb_a':
+      self.assertIsNone(y)
+    else:
+      self.assertEqual((y.dtype, y.shape), (np.int32, (NUM_EXAMPLES,)))
+      self.assertTrue(np.all((y >= 0) & (y < 10)))
+
+  def test_unknown_names(self):
+    with self.assertRaisesRegex(
+        KeyError, "unknown dataset 'moons'; valid datasets: celeb_a, cifar10, "
+        'digits, fashion_mnist, grid25, mix1d, mnist, ring8'):
+      data_lib.get('moons')
+    with self.assertRaisesRegex(reference.ReferenceError,
+                                "unknown digits split 'val'; valid: train, "
+                                'test, all'):
+      reference.load('digits', 'val')
+    with self.assertRaisesRegex(ValueError,
+                                'reference splits train, test need '
+                                'load_reference'):
+      data_lib.DatasetSpec('x', (2,), build=None,
+                           reference_splits=('train', 'test'))
 
 
 class PrefetcherTest(absltest.TestCase):

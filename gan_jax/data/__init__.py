@@ -1,83 +1,141 @@
 """Data sets by name.
 
-Each entry builds, from the resolved config, a data object with `.name`,
-`.shape` (one sample's shape) and `.sample(key, n)`, a pure function that
-draws a batch on the device so that it can run inside the jitted training
-scan. `SHAPES` gives every set's sample shape without loading it, so a
-config can be checked before anything is read.
+Each data set module registers its sets with a `DatasetSpec`: one sample's
+shape (known without loading, so a config is checked before anything is
+read), the builder, and what evaluation needs to know of the set (its
+feature extractor, labels, reference splits, whether it is a mixture with
+modes). A builder takes the resolved `Config` and returns a data object with
+`.name`, `.shape` and `.sample(key, n)`, a pure function that draws a batch
+on the device so that it can run inside the jitted training scan (or a
+`StreamingImages`, whose batches come from the host).
 
     ring8, grid25, mix1d        toy Gaussian mixtures (gan_jax.data.toy)
     digits                      scikit-learn's 8x8 digits at 16x16, offline
+                                (gan_jax.data.images)
     mnist, fashion_mnist,       TFDS through tfds.data_source
-    cifar10, celeb_a            (--data_dir: a prepared TFDS directory;
-                                 held on the device when they fit in 1 GiB,
-                                 else, or with --stream_data, streamed)
+    cifar10, celeb_a            (gan_jax.data.tfds_sets; --data_dir: a
+                                 prepared TFDS directory; held on the device
+                                 when they fit in 1 GiB, else, or with
+                                 --stream_data, streamed)
+
+A new data set is one module that ends with
+
+    data.register(data.DatasetSpec(
+        name='my_set', shape=(2,), build=lambda config: MySet()))
+
+and is imported before the config is validated.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import collections.abc
+import dataclasses
+from typing import Any, Callable, Optional
 
-from gan_jax.data import images
-from gan_jax.data import toy
+import numpy as np
 
-DIGITS_SIZE = 16
-TFDS_NAMES = tuple(sorted(images.TFDS_SETS))
+from gan_jax import registry
 
-_REGISTRY: dict[str, Callable] = {
-    'ring8': lambda config: toy.ring8(),
-    'grid25': lambda config: toy.grid25(),
-    'mix1d': lambda config: toy.mix1d(),
-    'digits': lambda config: images.digits(DIGITS_SIZE),
-}
+# split -> (samples float32, labels int32 or None)
+ReferenceLoader = Callable[[str], tuple[np.ndarray, Optional[np.ndarray]]]
 
 
-def _tfds_builder(name: str) -> Callable:
-  def build(config):
-    return images.tfds_images(
-        name, data_dir=config.data_dir or None,
-        **({'max_device_bytes': 0} if config.stream_data else {}))
-  return build
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """A registered data set and what gan_jax needs to know of it unloaded.
+
+  Attributes:
+    name: the `--dataset` value.
+    shape: one sample's shape: (d,) for flat data, (H, W, C) for images.
+    build: `config -> data` (see the module docstring); always called with a
+      `Config`.
+    feature_extractor: the `gan_jax.features` extractor its samples are
+      compared in (FID, KID, precision/recall) when none is named; by
+      default 'identity' for flat samples, 'inception_v3' for images.
+    num_classes: classes of its labels, 0 when it has none (for
+      class-conditional models; a mixture's label is its mode).
+    reference_splits: the splits metrics can compare generated samples
+      against, e.g. ('train', 'test').
+    load_reference: `split -> (samples, labels or None)`, samples float32
+      in the layout and range the models see; None: the one split 'train'
+      is draws from the built data set with a fixed key
+      (`gan_jax.metrics.reference`).
+    has_modes: the built data is a mixture with `.means` (K, d), `.std` and,
+      for 1-D data, `.density(x)`; the final evaluation reports its mode
+      coverage.
+    streamable: `build` honours `--stream_data` (reads batches from the host
+      one chunk at a time).
+  """
+
+  name: str
+  shape: tuple[int, ...]
+  build: Callable[[Any], Any]
+  feature_extractor: str = ''
+  num_classes: int = 0
+  reference_splits: tuple[str, ...] = ('train',)
+  load_reference: Optional[ReferenceLoader] = None
+  has_modes: bool = False
+  streamable: bool = False
+
+  def __post_init__(self):
+    object.__setattr__(self, 'shape', tuple(self.shape))
+    if not self.feature_extractor:
+      object.__setattr__(self, 'feature_extractor',
+                         'identity' if len(self.shape) == 1
+                         else 'inception_v3')
+    if self.load_reference is None and self.reference_splits not in (
+        (), ('train',)):
+      raise ValueError(f'data set {self.name}: reference splits '
+                       f'{", ".join(self.reference_splits)} need '
+                       'load_reference (without it the one split is train)')
+
+  @property
+  def is_image(self) -> bool:
+    """Whether its samples are images (H, W, C)."""
+    return len(self.shape) == 3
 
 
-for _name in TFDS_NAMES:
-  _REGISTRY[_name] = _tfds_builder(_name)
+_REGISTRY: registry.Registry[DatasetSpec] = registry.Registry('dataset')
 
-SHAPES: dict[str, tuple[int, ...]] = {
-    'ring8': (2,), 'grid25': (2,), 'mix1d': (1,),
-    'digits': (DIGITS_SIZE, DIGITS_SIZE, 1),
-    **{name: shape for name, (shape, _) in images.TFDS_SETS.items()},
-}
-
-
-def names() -> list[str]:
-  """The registered data set names, sorted."""
-  return sorted(_REGISTRY)
+# register(spec) -> spec; names() -> sorted names; get(name) -> DatasetSpec,
+# unknown names listing the valid ones.
+register = _REGISTRY.register
+names = _REGISTRY.names
+get = _REGISTRY.get
 
 
 def is_image(name: str) -> bool:
   """Whether data set `name` holds images (H, W, C)."""
-  return len(SHAPES[name]) == 3
-
-
-def register(name: str, builder: Callable,
-             shape: tuple[int, ...]) -> None:
-  """Registers `builder(config) -> data` as data set `name` of sample `shape`."""
-  if name in _REGISTRY:
-    raise ValueError(f'a data set named {name!r} is already registered')
-  _REGISTRY[name] = builder
-  SHAPES[name] = tuple(shape)
-
-
-def get(name: str):
-  """The builder for data set `name`; unknown names list the valid ones."""
-  try:
-    return _REGISTRY[name]
-  except KeyError:
-    raise KeyError(f'unknown dataset {name!r}; valid datasets: '
-                   f'{", ".join(names())}') from None
+  return get(name).is_image
 
 
 def build(config):
   """The data set named by `config.dataset`."""
-  return get(config.dataset)(config)
+  return get(config.dataset).build(config)
+
+
+class _Shapes(collections.abc.Mapping):
+  """name -> one sample's shape, read from the registrations."""
+
+  def __getitem__(self, name: str) -> tuple[int, ...]:
+    return get(name).shape
+
+  def __iter__(self):
+    return iter(names())
+
+  def __len__(self) -> int:
+    return len(_REGISTRY.entries)
+
+
+# Every registered set's sample shape without loading it (`get(name).shape`).
+SHAPES = _Shapes()
+
+# The built-in modules register their sets on import; they import this
+# package, so they come after the registry is defined.
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax.data import images  # noqa: E402
+from gan_jax.data import tfds_sets  # noqa: E402
+from gan_jax.data import toy  # noqa: E402
+
+# The sets that honour --stream_data (`get(name).streamable`).
+TFDS_NAMES = tuple(name for name in names() if get(name).streamable)

@@ -1,15 +1,16 @@
-"""Image data sets: scikit-learn's digits offline, TFDS through `tfds.data_source`.
+"""Image data: containers, scikit-learn's digits offline, streaming.
 
 All images are NHWC float32 in [-1, 1] when they reach a model (uint8 pixels
 p map to p / 127.5 - 1).
 
 * `digits(size)`: scikit-learn's bundled 8x8 handwritten digits (1,797
   images, grey levels 0..16), bilinearly resized (or zero-padded, centred) to
-  size x size, scaled to [-1, 1]. Needs no download: the offline default.
-* `mnist`, `fashion_mnist` (28x28x1), `cifar10` (32x32x3), `celeb_a`
-  (218x178x3, centre-cropped to 140x140 and resized to 64x64 as in DCGAN-style
-  CelebA set-ups) through `tfds.data_source(name, split, data_dir)`, which
-  reads a prepared ArrayRecord directory without TensorFlow.
+  size x size, scaled to [-1, 1]. Needs no download: the offline default,
+  registered as data set `digits` at 16x16 with 10 classes, the
+  `digits_classifier` extractor and the fixed reference splits of
+  `digits_split` (360 test images, 1,437 train, 'all' both).
+* The TFDS sets (mnist, fashion_mnist, cifar10, celeb_a) are in
+  `gan_jax.data.tfds_sets`, built from the pieces here.
 
 Two data objects, both with `.name` and `.shape` (H, W, C):
 
@@ -36,18 +37,15 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from gan_jax import data as data_lib
+
 Array = jax.Array
 
-CELEB_A_CROP = 140
-CELEB_A_SIZE = 64
-
-# name -> (image shape after preprocessing, whether it needs the CelebA crop)
-TFDS_SETS: dict[str, tuple[tuple[int, int, int], bool]] = {
-    'mnist': ((28, 28, 1), False),
-    'fashion_mnist': ((28, 28, 1), False),
-    'cifar10': ((32, 32, 3), False),
-    'celeb_a': ((CELEB_A_SIZE, CELEB_A_SIZE, 3), True),
-}
+DIGITS_SIZE = 16
+DIGITS_COUNT = 1797
+DIGITS_TEST_SIZE = 360
+DIGITS_SPLIT_SEED = 0
+DIGITS_SPLITS = ('train', 'test', 'all')
 
 
 def to_unit_range(pixels: np.ndarray) -> np.ndarray:
@@ -55,7 +53,7 @@ def to_unit_range(pixels: np.ndarray) -> np.ndarray:
   return np.asarray(pixels, np.float32) / 127.5 - 1.0
 
 
-def _resize(image_HxWxC: np.ndarray, size: int) -> np.ndarray:
+def resize(image_HxWxC: np.ndarray, size: int) -> np.ndarray:
   """Bilinear (antialiased when shrinking) resize of one float image, per channel."""
   channels = [
       np.asarray(Image.fromarray(image_HxWxC[..., c].astype(np.float32),
@@ -72,13 +70,6 @@ def center_crop(image_HxWxC: np.ndarray, crop: int) -> np.ndarray:
     raise ValueError(f'cannot crop {crop}x{crop} from a {h}x{w} image')
   top, left = (h - crop) // 2, (w - crop) // 2
   return image_HxWxC[top:top + crop, left:left + crop]
-
-
-def celeb_a_preprocess(image_HxWxC: np.ndarray) -> np.ndarray:
-  """CelebA uint8 image -> centre 140x140 crop -> 64x64, rounded back to uint8."""
-  cropped = center_crop(image_HxWxC, CELEB_A_CROP).astype(np.float32)
-  resized = _resize(cropped, CELEB_A_SIZE)
-  return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -123,7 +114,7 @@ class InMemoryImages:
     return self.as_float(jnp.take(images, idx, axis=0))
 
 
-def digits(size: int = 16, mode: str = 'resize') -> InMemoryImages:
+def digits(size: int = DIGITS_SIZE, mode: str = 'resize') -> InMemoryImages:
   """scikit-learn's 8x8 digits as size x size x 1 images in [-1, 1].
 
   Grey levels v in 0..16 map to v / 8 - 1. `mode='resize'` resizes
@@ -134,7 +125,7 @@ def digits(size: int = 16, mode: str = 'resize') -> InMemoryImages:
     raise ValueError(f'digits size must be at least 8, got {size}')
   raw = load_digits().images.astype(np.float32)  # (1797, 8, 8), 0..16
   if mode == 'resize':
-    images = np.stack([_resize(im[..., None], size) for im in raw])
+    images = np.stack([resize(im[..., None], size) for im in raw])
   elif mode == 'pad':
     lo = (size - 8) // 2
     images = np.zeros((raw.shape[0], size, size, 1), np.float32)
@@ -145,78 +136,38 @@ def digits(size: int = 16, mode: str = 'resize') -> InMemoryImages:
   return InMemoryImages(name='digits', images=jnp.asarray(images))
 
 
-def prepare_command(name: str, data_dir: Optional[str]) -> str:
-  """The shell command that prepares TFDS set `name` (needs internet)."""
-  target = f", data_dir='{data_dir}'" if data_dir else ''
-  return ('python -c "import tensorflow_datasets as tfds; '
-          f"tfds.builder('{name}'{target}, file_format='array_record')"
-          '.download_and_prepare()"')
+def digits_split_indices() -> dict[str, np.ndarray]:
+  """Indices into load_digits() of the fixed splits: a permutation by
+  numpy's default_rng(DIGITS_SPLIT_SEED) puts its first 360 in 'test', the
+  other 1,437 in 'train'; 'all' is both."""
+  order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(DIGITS_COUNT)
+  return {'test': np.sort(order[:DIGITS_TEST_SIZE]),
+          'train': np.sort(order[DIGITS_TEST_SIZE:]),
+          'all': np.arange(DIGITS_COUNT)}
 
 
-def tfds_source(name: str, split: str = 'train',
-                data_dir: Optional[str] = None) -> Sequence[Any]:
-  """The random-access `tfds.data_source` of a prepared set (no download).
-
-  Raises:
-    KeyError: `name` is not one of `TFDS_SETS` (the message lists them).
-    ImportError: tensorflow-datasets is not installed (one line).
-    FileNotFoundError: the set is not prepared in `data_dir`; the message is
-      the command that prepares it.
-  """
-  if name not in TFDS_SETS:
-    raise KeyError(f'unknown TFDS image set {name!r}; valid sets: '
-                   f'{", ".join(sorted(TFDS_SETS))}')
-  try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise ImportError(f'data set {name} needs tensorflow-datasets: '
-                      "pip install 'tensorflow-datasets>=4.9'") from None
-  try:
-    return tfds.data_source(name, split=split, data_dir=data_dir,
-                            download=False)
-  except Exception as e:  # pylint: disable=broad-except
-    where = data_dir or 'the default TFDS directory (~/tensorflow_datasets)'
-    raise FileNotFoundError(
-        f'TFDS data set {name!r} (split {split!r}) is not prepared in {where} '
-        f'({type(e).__name__}); prepare it on a machine with internet: '
-        f'{prepare_command(name, data_dir)}') from None
-
-
-def preprocess_fn(name: str) -> Callable[[np.ndarray], np.ndarray]:
-  """Per-record uint8 image -> uint8 image of shape `TFDS_SETS[name][0]`."""
-  shape, crop = TFDS_SETS[name]
-
-  def preprocess(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 2:
-      image = image[..., None]
-    if crop:
-      image = celeb_a_preprocess(image)
-    if image.shape != shape:
-      raise ValueError(f'{name} image has shape {image.shape}, expected {shape}')
-    return image.astype(np.uint8)
-
-  return preprocess
+def digits_split(split: str = 'train', size: int = DIGITS_SIZE
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """The digits of `split` exactly as `digits(size)` gives them to the GANs
+  ((n, size, size, 1) float32 in [-1, 1]; size 8: the raw v / 8 - 1), and
+  their labels (n,) int32."""
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  if split not in DIGITS_SPLITS:
+    raise ValueError(f'unknown digits split {split!r}; valid: '
+                     f'{", ".join(DIGITS_SPLITS)}')
+  idx = digits_split_indices()[split]
+  raw = load_digits()
+  if size == 8:
+    images = raw.images.astype(np.float32)[..., None] / 8 - 1
+  else:
+    images = np.asarray(digits(size).images, np.float32)
+  return images[idx], raw.target[idx].astype(np.int32)
 
 
 def read_images(source: Sequence[Any], indices: Sequence[int],
                 preprocess: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
   """Records `indices` of a data source, preprocessed, stacked: (n, H, W, C) uint8."""
   return np.stack([preprocess(source[int(i)]['image']) for i in indices])
-
-
-def _in_memory(name: str, source: Sequence[Any], n: int) -> InMemoryImages:
-  images = read_images(source, range(n), preprocess_fn(name))
-  return InMemoryImages(name=name, images=jnp.asarray(images))
-
-
-def tfds_in_memory(name: str, split: str = 'train',
-                   data_dir: Optional[str] = None,
-                   limit: Optional[int] = None) -> InMemoryImages:
-  """A whole TFDS image set (or its first `limit` records) on the device, uint8."""
-  source = tfds_source(name, split, data_dir)
-  return _in_memory(name, source,
-                    len(source) if limit is None else min(limit, len(source)))
 
 
 class Prefetcher:
@@ -348,26 +299,8 @@ class StreamingImages:
     return to_unit_range(read_images(self.source, idx, self.preprocess))
 
 
-def tfds_streaming(name: str, split: str = 'train',
-                   data_dir: Optional[str] = None) -> StreamingImages:
-  """A TFDS image set read from its prepared directory chunk by chunk."""
-  source = tfds_source(name, split, data_dir)
-  return StreamingImages(name=name, source=source, shape=TFDS_SETS[name][0],
-                         preprocess=preprocess_fn(name))
-
-
-def in_memory_bytes(name: str, num_examples: int) -> int:
-  """Bytes of a set held as uint8 on the device (to choose in-memory vs streaming)."""
-  return num_examples * int(np.prod(TFDS_SETS[name][0]))
-
-
-def tfds_images(name: str, split: str = 'train',
-                data_dir: Optional[str] = None,
-                max_device_bytes: int = 1 << 30):
-  """`InMemoryImages` when the uint8 set fits in `max_device_bytes`, else
-  `StreamingImages`."""
-  source = tfds_source(name, split, data_dir)
-  if in_memory_bytes(name, len(source)) <= max_device_bytes:
-    return _in_memory(name, source, len(source))
-  return StreamingImages(name=name, source=source, shape=TFDS_SETS[name][0],
-                         preprocess=preprocess_fn(name))
+data_lib.register(data_lib.DatasetSpec(
+    name='digits', shape=(DIGITS_SIZE, DIGITS_SIZE, 1),
+    build=lambda config: digits(DIGITS_SIZE),
+    feature_extractor='digits_classifier', num_classes=10,
+    reference_splits=DIGITS_SPLITS, load_reference=digits_split))

@@ -6,7 +6,10 @@
   closed form, so divergences to it can be computed by quadrature.
 
 The 2-D sets follow the mode layouts of VEEGAN (Srivastava et al. 2017) and
-PacGAN (Lin et al. 2018).
+PacGAN (Lin et al. 2018). Each is registered as a data set with modes (the
+final evaluation counts the modes covered), its mode index as the label,
+the identity feature extractor and, as metric reference, 'train': draws
+from the mixture with a fixed key.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from gan_jax import data as data_lib
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -82,6 +87,17 @@ def grid25() -> GaussianMixture:
 def mix1d() -> GaussianMixture:
   means = np.array([[-2.0], [2.0]])
   return GaussianMixture('mix1d', means, 0.5, _uniform(means))
+
+
+def _register(make) -> None:
+  mixture = make()
+  data_lib.register(data_lib.DatasetSpec(
+      name=mixture.name, shape=mixture.shape, build=lambda config: make(),
+      num_classes=mixture.num_modes, has_modes=True))
+
+
+for _make in (ring8, grid25, mix1d):
+  _register(_make)
 
 
 def normal1d_density(mean: float, std: float):

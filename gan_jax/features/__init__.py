@@ -126,12 +126,6 @@ _REGISTRY: dict[str, Callable[[Optional[str]], Extractor]] = {
     'identity': _identity,
 }
 
-# The extractor a data set is evaluated with when none is named.
-DEFAULT_FOR_DATASET = {'digits': 'digits_classifier',
-                       'mnist': 'mnist_classifier',
-                       'ring8': 'identity', 'grid25': 'identity',
-                       'mix1d': 'identity'}
-
 
 def names() -> list[str]:
   """The registered extractor names, sorted."""
@@ -139,9 +133,13 @@ def names() -> list[str]:
 
 
 def default_for(dataset: str) -> str:
-  """The extractor for `dataset`: its classifier, identity for toy data,
-  inception_v3 otherwise."""
-  return DEFAULT_FOR_DATASET.get(dataset, 'inception_v3')
+  """The extractor `dataset` is evaluated with when none is named, as its
+  registration declares (`gan_jax.data.DatasetSpec.feature_extractor`);
+  inception_v3 for a name no data set is registered under."""
+  from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  if dataset not in data_lib.names():
+    return 'inception_v3'
+  return data_lib.get(dataset).feature_extractor
 
 
 def check_name(name: str) -> None:

@@ -11,16 +11,18 @@ mean and covariance (float64). Files live in `cache_dir`, by default
 `$GAN_JAX_CACHE/reference` or `~/.cache/gan_jax/reference`, and are written
 atomically, so concurrent evaluations never read a partial file.
 
-Splits:
+Splits are what each data set's registration declares
+(`gan_jax.data.DatasetSpec.reference_splits`, read by its `load_reference`):
   digits  scikit-learn's 1,797 8x8 digits as gan_jax.data.images.digits
           gives them to the GANs (v / 8 - 1, bilinear to 16x16); a fixed
-          permutation (numpy default_rng(0)) puts
-          360 images in 'test' and 1,437 in 'train'; 'all' is both.
-  mnist   TFDS 'train' (60,000) and 'test' (10,000), [-1, 1], 28x28x1; needs
-          tensorflow_datasets with MNIST already prepared (nothing is
-          downloaded here).
-  toy data (ring8, grid25, mix1d): 'train' is 10,000 draws from the data
-          distribution with the fixed key PRNGKey(REFERENCE_SEED).
+          permutation (numpy default_rng(0)) puts 360 images in 'test' and
+          1,437 in 'train'; 'all' is both.
+  mnist, fashion_mnist, cifar10, celeb_a
+          TFDS 'train' and 'test', [-1, 1], preprocessed as for training;
+          the set must already be prepared (nothing is downloaded here).
+  a set registered without a loader (the toys ring8, grid25, mix1d): 'train'
+          is 10,000 draws from the data set with the fixed key
+          PRNGKey(REFERENCE_SEED).
 """
 
 from __future__ import annotations
@@ -28,17 +30,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import Optional
 
 import numpy as np
 
+from gan_jax import data as data_lib
 from gan_jax import fileio
+from gan_jax.data import images as images_lib
 
-DIGITS_SIZE = 16
-DIGITS_TEST_SIZE = 360
-DIGITS_SPLIT_SEED = 0
 REFERENCE_SEED = 0x5EF
-TOY_REFERENCE_SIZE = 10_000
-TOY_DATASETS = ('grid25', 'mix1d', 'ring8')
+SAMPLED_REFERENCE_SIZE = 10_000
+
+# The fixed digits split, as gan_jax.data.images defines it.
+digits_split_indices = images_lib.digits_split_indices
 
 
 class ReferenceError(ValueError):
@@ -46,79 +50,55 @@ class ReferenceError(ValueError):
 
 
 def splits(dataset: str) -> tuple[str, ...]:
-  """The reference splits of `dataset`."""
-  if dataset == 'digits':
-    return ('train', 'test', 'all')
-  if dataset == 'mnist':
-    return ('train', 'test')
-  if dataset in TOY_DATASETS:
-    return ('train',)
-  raise ReferenceError(f'no reference images for dataset {dataset!r}; valid: '
-                       f'{", ".join(sorted(("digits", "mnist") + TOY_DATASETS))}')
+  """The reference splits of `dataset`, as its registration declares them."""
+  valid = [name for name in data_lib.names()
+           if data_lib.get(name).reference_splits]
+  if dataset not in valid:
+    raise ReferenceError(f'no reference images for dataset {dataset!r}; '
+                         f'valid: {", ".join(valid)}')
+  return data_lib.get(dataset).reference_splits
 
 
-def digits_split_indices() -> dict[str, np.ndarray]:
-  """Indices into load_digits() of the fixed 'train' and 'test' splits."""
-  order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(1797)
-  return {'test': np.sort(order[:DIGITS_TEST_SIZE]),
-          'train': np.sort(order[DIGITS_TEST_SIZE:]),
-          'all': np.arange(1797)}
+def _check_split(dataset: str, split: str) -> None:
+  if split not in splits(dataset):
+    raise ReferenceError(f'unknown {dataset} split {split!r}; valid: '
+                         f'{", ".join(splits(dataset))}')
 
 
-def digits(split: str = 'train',
-           size: int = DIGITS_SIZE) -> tuple[np.ndarray, np.ndarray]:
-  """Digits images (n, size, size, 1) float32 in [-1, 1] and labels (n,)."""
-  from sklearn import datasets  # pylint: disable=g-import-not-at-top
-  from gan_jax.data import images as images_lib  # pylint: disable=g-import-not-at-top
-  if split not in splits('digits'):
-    raise ReferenceError(f'unknown digits split {split!r}; valid: '
-                         f'{", ".join(splits("digits"))}')
-  idx = digits_split_indices()[split]
-  # The pixels the GANs train on (gan_jax.data.images.digits), in
-  # load_digits order, so the reference is exactly the training data.
-  if size == 8:
-    images = datasets.load_digits().images.astype(np.float32)[..., None] / 8 - 1
-  else:
-    images = np.asarray(images_lib.digits(size).images, np.float32)
-  return images[idx], datasets.load_digits().target[idx].astype(np.int32)
-
-
-def mnist(split: str = 'train') -> tuple[np.ndarray, np.ndarray]:
-  """MNIST images (n, 28, 28, 1) float32 in [-1, 1] and labels from TFDS."""
-  if split not in splits('mnist'):
-    raise ReferenceError(f'unknown mnist split {split!r}; valid: '
-                         f'{", ".join(splits("mnist"))}')
+def load_with_labels(dataset: str, split: str
+                     ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+  """The reference samples of (dataset, split), float32, and their labels
+  (int32, or None for a set without labels or drawn from the data set)."""
+  _check_split(dataset, split)
+  spec = data_lib.get(dataset)
+  if spec.load_reference is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    from gan_jax.config import Config  # pylint: disable=g-import-not-at-top
+    data = spec.build(Config(dataset=dataset))
+    return np.asarray(data.sample(jax.random.PRNGKey(REFERENCE_SEED),
+                                  SAMPLED_REFERENCE_SIZE), np.float32), None
   try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise ReferenceError('mnist needs tensorflow_datasets (pip install '
-                         'tensorflow-datasets) with mnist prepared in its '
-                         'data_dir') from None
-  try:
-    source = tfds.data_source('mnist', split=split, download=False)
-  except Exception as e:  # pylint: disable=broad-except
-    raise ReferenceError(f'cannot open TFDS mnist/{split} without downloading:'
-                         f' {str(e).splitlines()[0] if str(e) else e!r}') from None
-  items = [source[i] for i in range(len(source))]
-  images = np.stack([it['image'] for it in items]).astype(np.float32)
-  return images / 127.5 - 1.0, np.array([it['label'] for it in items], np.int32)
+    samples, labels = spec.load_reference(split)
+  except (ImportError, FileNotFoundError) as e:
+    raise ReferenceError(str(e)) from None
+  return np.asarray(samples, np.float32), labels
 
 
 def load(dataset: str, split: str) -> np.ndarray:
   """The reference samples of (dataset, split) as a float32 array."""
-  if split not in splits(dataset):
-    raise ReferenceError(f'unknown {dataset} split {split!r}; valid: '
-                         f'{", ".join(splits(dataset))}')
-  if dataset == 'digits':
-    return digits(split)[0]
-  if dataset == 'mnist':
-    return mnist(split)[0]
-  import jax  # pylint: disable=g-import-not-at-top
-  from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gan_jax.config import Config  # pylint: disable=g-import-not-at-top
-  data = data_lib.build(Config(dataset=dataset))
-  return np.asarray(data.sample(jax.random.PRNGKey(REFERENCE_SEED),
-                                TOY_REFERENCE_SIZE), np.float32)
+  return load_with_labels(dataset, split)[0]
+
+
+def digits(split: str = 'train', size: int = images_lib.DIGITS_SIZE
+           ) -> tuple[np.ndarray, np.ndarray]:
+  """Digits images (n, size, size, 1) float32 in [-1, 1] and labels (n,)."""
+  _check_split('digits', split)
+  return images_lib.digits_split(split, size)
+
+
+def mnist(split: str = 'train') -> tuple[np.ndarray, np.ndarray]:
+  """MNIST images (n, 28, 28, 1) float32 in [-1, 1] and labels from TFDS."""
+  return load_with_labels('mnist', split)
 
 
 def default_cache_dir() -> str:

@@ -265,24 +265,22 @@ def validate(config: Config) -> Config:
 
 
 def _check_images(config: Config) -> None:
-  shape = data_lib.SHAPES[config.dataset]
-  if config.stream_data and config.dataset not in data_lib.TFDS_NAMES:
+  dataset = data_lib.get(config.dataset)
+  if config.stream_data and not dataset.streamable:
     raise ConfigError(f'--stream_data applies to TFDS sets only: '
                       f'{", ".join(data_lib.TFDS_NAMES)} '
                       f'(--dataset={config.dataset} is sampled on the device)')
-  if not models_lib.compatible(config.model, shape):
-    valid = [m for m in models_lib.names() if models_lib.compatible(m, shape)]
+  if not models_lib.compatible(config.model, dataset.shape):
     raise ConfigError(
         f'--model={config.model} cannot train on --dataset={config.dataset} '
-        f'(samples of shape {shape}); valid models for it: {", ".join(valid)}')
-  if config.g_batch_norm and config.model != 'dcgan':
-    raise ConfigError(f'--g_batch_norm applies to --model=dcgan only '
-                      f'(--model={config.model})')
-  if config.d_spectral_norm and config.model not in ('dcgan', 'mlp'):
-    always = (' always normalises D' if config.model == 'sngan_resnet'
-              else ' has no such option')
-    raise ConfigError(f'--d_spectral_norm applies to --model=dcgan or mlp '
-                      f'(--model={config.model}{always})')
+        f'(samples of shape {dataset.shape}); valid models for it: '
+        f'{", ".join(models_lib.fitting(dataset.shape))}')
+  # Model-specific switches: each model declares the ones it reads.
+  for option in ('g_batch_norm', 'd_spectral_norm'):
+    accepting = models_lib.accepting(option)
+    if getattr(config, option) and config.model not in accepting:
+      raise ConfigError(f'--{option} applies to --model={" or ".join(accepting)}'
+                        f' (--model={config.model} has no such option)')
 
 
 # Work done between compiled chunks lands on multiples of --log_every:

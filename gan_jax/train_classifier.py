@@ -15,6 +15,7 @@ exits with status 1. Nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -49,7 +50,7 @@ def main(argv):
   from gan_jax import features  # pylint: disable=g-import-not-at-top
   from gan_jax.features import classifier  # pylint: disable=g-import-not-at-top
   from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
-  loader = reference.digits if FLAGS.dataset == 'digits' else reference.mnist
+  loader = functools.partial(reference.load_with_labels, FLAGS.dataset)
   try:
     train_x, train_y = loader('train')
     test_x, test_y = loader('test')

@@ -1,8 +1,18 @@
-"""What every gan_jax command shares: one-line usage errors and flag parsing.
+"""What every gan_jax command shares: exit statuses, one-line errors, flags.
 
-A command's bad input is reported as one line, `error: ...`, on stderr with
-exit status 2, before anything is written. absl's own flag errors (an unknown
-flag, a value of the wrong type) take the same form through `parse_flags`.
+Every failure is one line, `error: ...`, on stderr, and an exit status that
+means one thing, so that a scheduler can decide whether to retry:
+
+    0   EXIT_DONE       finished, or stopped cleanly when preempted (resume
+                        with the same command)
+    1   EXIT_DIVERGED   training produced NaN/Inf (retrying will not help)
+    2   EXIT_USAGE      bad input or a refused resume; nothing was written
+    70  EXIT_INTERNAL   a bug in gan_jax (sysexits' EX_SOFTWARE)
+    74  EXIT_IO         an I/O or infrastructure failure: disk full, workdir
+                        gone, unreadable data (sysexits' EX_IOERR; retry)
+
+absl's own flag errors (an unknown flag, a value of the wrong type) take the
+usage form through `parse_flags`.
 """
 
 from __future__ import annotations
@@ -12,13 +22,24 @@ from typing import NoReturn
 
 from absl import flags
 
-USAGE_ERROR = 2
+EXIT_DONE = 0
+EXIT_DIVERGED = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+EXIT_IO = 74
+USAGE_ERROR = EXIT_USAGE
+
+
+def fail(message: str, status: int) -> NoReturn:
+  """Prints `error: message` (its first line) on stderr and exits."""
+  first_line = str(message).splitlines()[0] if str(message) else 'failed'
+  print(f'error: {first_line}', file=sys.stderr, flush=True)
+  sys.exit(status)
 
 
 def usage_error(message: str) -> NoReturn:
   """Prints `error: message` on stderr and exits with status 2."""
-  print(f'error: {message}', file=sys.stderr, flush=True)
-  sys.exit(USAGE_ERROR)
+  fail(message, EXIT_USAGE)
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from gan_jax import parallel
 from gan_jax import seeds
 
 import jax  # pylint: disable=g-bad-import-order
@@ -64,10 +65,12 @@ def vmapped_rate(num_seeds: int, steps: int, repeats: int,
                  split: bool) -> tuple[float, int]:
   """Run-steps/s of the vmapped program, and the devices it ran on."""
   configs = seeds.member_configs(CONFIG, num_seeds)
-  _, step_fns, state = seeds.build(configs)
-  mesh = seeds.seed_mesh(num_seeds) if split else None
-  state = seeds.place(state, mesh)
-  runner = seeds.ChunkRunner(step_fns.train_step, mesh)
+  layout = parallel.Layout.over_members(
+      num_seeds, None if split else jax.local_devices()[:1])
+  _, step_fns, state = seeds.build(layout.pad(configs))
+  state = layout.place(state)
+  runner = loop.ChunkRunner(step_fns.train_step, layout.state_sharding,
+                            layout.transform)
   program = runner.compiled(state, steps)
   state, metrics = program(state)  # warm-up
   jax.block_until_ready(metrics)
@@ -77,7 +80,8 @@ def vmapped_rate(num_seeds: int, steps: int, repeats: int,
     state, metrics = program(state)
     jax.block_until_ready(metrics)
     best = min(best, time.perf_counter() - start)
-  return num_seeds * steps / best, 1 if mesh is None else mesh.size
+  return (num_seeds * steps / best,
+          1 if layout.mesh is None else layout.mesh.size)
 
 
 def main() -> None:
@@ -89,7 +93,7 @@ def main() -> None:
                       help='CPU devices to split the seeds over (0: one per '
                       'core)')
   args = parser.parse_args()
-  seeds.configure_cpu_devices(args.cpu_devices, multi_member=True)
+  parallel.configure_cpu_devices(args.cpu_devices, multi_member=True)
   seq = sequential_rate(args.seeds, args.steps, args.repeats)
   one, _ = vmapped_rate(args.seeds, args.steps, args.repeats, split=False)
   split, used = vmapped_rate(args.seeds, args.steps, args.repeats, split=True)

@@ -296,3 +296,25 @@ def restore_or_none(config: Config, template, warn: Callable[[str], None]
          f'{os.path.join(corrupt_directory(config.workdir), str(step))}, '
          f'{fallback}')
   return restored
+
+
+def resume(config: Config, state, warn: Callable[[str], None]
+           ) -> tuple[Any, int, tuple[int, ...]]:
+  """Where a run starts: `(state, step, damaged steps)`.
+
+  The newest good checkpoint's state and step, or `state` itself at step 0
+  when there is none; the steps of the damaged checkpoints skipped on the way
+  (for `Checkpointer` to move aside) are warned about once each. Raises
+  ConfigError, before anything is written, for a checkpoint of a different
+  config or one past `--num_steps`.
+  """
+  restored = restore_or_none(config, state, warn)
+  damaged = tuple(step for step, _ in (restored.skipped if restored else ()))
+  if restored is None or restored.state is None:
+    return state, 0, damaged
+  if restored.step > config.num_steps:
+    raise ConfigError(
+        f'--num_steps={config.num_steps} is less than step {restored.step} '
+        f'of the checkpoint in --workdir={config.workdir}; pass '
+        f'--num_steps>={restored.step} or use a new --workdir')
+  return restored.state, restored.step, damaged

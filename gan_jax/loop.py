@@ -15,10 +15,20 @@ from a checkpoint at any chunk end runs exactly the chunks, hence exactly the
 compiled programs, that the uninterrupted run would have, which is what makes
 resuming bit-identical. Programs are compiled ahead of time
 (`.lower().compile()`) so the reported steps/s never includes compilation.
+
+One run and M runs trained together (seeds, float hyperparameters;
+`gan_jax.seeds`) go through the same loop; only the program transform
+differs: the identity for one run, `vmap` over the states' leading member
+axis, split over devices with `shard_map`, for members
+
+    run_chunk = jit(shard_map(vmap(lambda s: lax.scan(...)), P('seed')))
+
+(`gan_jax.parallel.Layout`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import threading
@@ -29,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import parallel
 from gan_jax.logging_utils import Progress
 from gan_jax.logging_utils import format_eta  # pylint: disable=unused-import
 from gan_jax.state import GANState
@@ -55,16 +66,22 @@ def scan_steps(train_step: Callable, state: GANState, num_steps: int,
 class ChunkRunner:
   """Compiles and caches one jitted scan program per chunk length.
 
-  With `state_sharding` (e.g. replicated over a device mesh), the program's
-  input and output state carry that sharding, so chunk after chunk reuses the
-  same compiled program without resharding.
+  `transform` maps the chunk `(state[, xs]) -> (state, metrics)` to the
+  program that runs it: the identity for one run, `vmap` (and `shard_map`)
+  over a member axis for several (`gan_jax.parallel.Layout.transform`). With
+  `state_sharding` (e.g. replicated over a device mesh), the program's input
+  and output state carry that sharding, so chunk after chunk reuses the same
+  compiled program without resharding.
   """
 
-  def __init__(self, train_step: Callable, state_sharding=None):
+  def __init__(self, train_step: Callable, state_sharding=None,
+               transform: Callable[[Callable], Callable] = lambda f: f):
     self._train_step = train_step
     self._state_sharding = state_sharding
-    self._compiled: dict[int, Callable] = {}
+    self._transform = transform
+    self._compiled: dict[tuple[int, bool], Callable] = {}
     self.compile_seconds = 0.0
+    self.compilations = 0
 
   def compiled(self, state: GANState, length: int, xs=None) -> Callable:
     """The program `(state[, xs]) -> (state, metrics)` for `length` steps."""
@@ -80,14 +97,15 @@ class ChunkRunner:
                       out_shardings=(self._state_sharding,
                                      self._state_sharding))
       if xs is None:
-        fn = jax.jit(lambda s: scan_steps(self._train_step, s, length),
-                     donate_argnums=0, **kwargs)
-        self._compiled[key] = fn.lower(state).compile()
+        chunk = lambda s: scan_steps(self._train_step, s, length)
+        args = (state,)
       else:
-        fn = jax.jit(lambda s, x: scan_steps(self._train_step, s, length, x),
-                     donate_argnums=0, **kwargs)
-        self._compiled[key] = fn.lower(state, xs).compile()
+        chunk = lambda s, x: scan_steps(self._train_step, s, length, x)
+        args = (state, xs)
+      fn = jax.jit(self._transform(chunk), donate_argnums=0, **kwargs)
+      self._compiled[key] = fn.lower(*args).compile()
       self.compile_seconds += time.perf_counter() - start
+      self.compilations += 1
     return self._compiled[key]
 
   def __call__(self, state: GANState, length: int, xs=None):
@@ -191,31 +209,80 @@ class StopRequest:
     self._previous.clear()
 
 
+@dataclasses.dataclass
+class Stats:
+  """What `train` measured, for callers that report it.
+
+  Attributes:
+    train_seconds: wall time of the compiled chunks, without compilation.
+    compile_seconds: time spent compiling.
+    compilations: programs compiled (one per distinct chunk length).
+    diverged: member index -> first step whose metrics were not finite (only
+      members are recorded here; one run stops with `TrainingDiverged`).
+  """
+
+  train_seconds: float = 0.0
+  compile_seconds: float = 0.0
+  compilations: int = 0
+  diverged: dict[int, int] = dataclasses.field(default_factory=dict)
+
+
+class MembersProgress:
+  """Progress of a program of several runs: one line per chunk, its pace."""
+
+  def __init__(self, num_steps: int, members: int, out=sys.stdout):
+    self.num_steps = num_steps
+    self.members = members
+    self.out = out
+
+  def update(self, step: int, record: Metrics) -> None:
+    if self.out is not None:
+      print(f'step {step}/{self.num_steps}: {self.members} runs at '
+            f'{record["steps_per_sec"]:.0f} steps/s each', file=self.out,
+            flush=True)
+
+  def close(self) -> None:
+    pass
+
+
 def train(state: GANState, train_step: Callable, num_steps: int,
           log_every: int,
-          on_log: Optional[Callable[[Metrics], None]] = None,
+          on_log: Optional[Callable[[list[Metrics]], None]] = None,
           out=sys.stdout,
           on_chunk: Optional[Callable[[GANState], bool]] = None,
-          state_sharding=None, data_chunks=None) -> GANState:
+          layout: Optional[parallel.Layout] = None, data_chunks=None,
+          stats: Optional[Stats] = None) -> GANState:
   """Trains from `state.step` to `num_steps` in chunks ending on multiples of
   `log_every`.
 
-  After each chunk, in order: the losses and parameters are checked
-  (`TrainingDiverged` is raised on NaN/Inf, before anything sees the bad
-  state); `on_log` receives a dict with `step`, the chunk's mean of every step
-  metric, `steps_per_sec` (measured on the compiled program, so without
-  compilation) and `elapsed_sec`; progress goes to `out`; and `on_chunk(state)`
-  runs (checkpointing); if it returns True, training stops there.
+  `layout` (default: one run on the default device) says whether `state` is
+  one run or members stacked on a leading axis, and how the chunk program is
+  transformed and placed (`gan_jax.parallel.Layout`); everything else is the
+  same for both.
+
+  After each chunk, in order: `on_log` receives one record per member (one
+  for one run): `step`, the chunk's mean of every step metric,
+  `steps_per_sec` (measured on the compiled program, so without compilation)
+  and `elapsed_sec`; the losses and parameters are checked; progress goes to
+  `out`; and `on_chunk(state)` runs (checkpointing); if it returns True,
+  training stops there. On NaN/Inf one run raises `TrainingDiverged` (after
+  `on_log`, before anything else sees the bad state); a member cannot stop
+  the others (under vmap they cannot influence each other), so its first bad
+  step goes to `stats.diverged` and training goes on.
 
   `data_chunks`, for data streamed from the host, yields each chunk's real
   batches (leading axis: the chunk's steps) in order; `train_step` then takes
   `(state, batches_of_one_step)`. The next chunk is read ahead (see
   `gan_jax.data.images.Prefetcher`) while this one trains.
+
+  `stats`, if given, is filled with the timings and the diverged members.
   """
-  runner = ChunkRunner(train_step, state_sharding)
-  progress = Progress(num_steps, out)
-  step = int(state.step)
-  run_seconds = 0.0
+  layout = layout or parallel.Layout.one_run()
+  stats = stats if stats is not None else Stats()
+  runner = ChunkRunner(train_step, layout.state_sharding, layout.transform)
+  progress = (MembersProgress(num_steps, layout.members, out)
+              if layout.member_axis else Progress(num_steps, out))
+  step = int(np.ravel(jax.device_get(state.step))[0])
   try:
     while step < num_steps:
       length = next_chunk(step, num_steps, log_every)
@@ -225,22 +292,27 @@ def train(state: GANState, train_step: Callable, num_steps: int,
       state, metrics = program(state) if xs is None else program(state, xs)
       metrics = jax.device_get(metrics)
       seconds = time.perf_counter() - start
-      run_seconds += seconds
+      stats.train_seconds += seconds
+      stats.compile_seconds = runner.compile_seconds
+      stats.compilations = runner.compilations
       first = step + 1
       step += length
-      record = {'step': step}
-      record.update({k: float(np.mean(v)) for k, v in metrics.items()})
-      record['steps_per_sec'] = length / seconds
-      record['elapsed_sec'] = run_seconds + runner.compile_seconds
-      try:
-        check_finite(state, metrics, first)
-      except TrainingDiverged:
-        if on_log is not None:
-          on_log(record)
-        raise
+      members = layout.per_member(metrics)
+      records = [{'step': step,
+                  **{k: float(np.mean(v)) for k, v in mine.items()},
+                  'steps_per_sec': length / seconds,
+                  'elapsed_sec': stats.train_seconds + stats.compile_seconds}
+                 for mine in members]
       if on_log is not None:
-        on_log(record)
-      progress.update(step, record)
+        on_log(records)
+      if layout.member_axis:
+        for m, mine in enumerate(members):
+          bad = first_non_finite(mine, first)
+          if bad is not None:
+            stats.diverged.setdefault(m, bad[0])
+      else:
+        check_finite(state, metrics, first)
+      progress.update(step, records[0])
       if on_chunk is not None and on_chunk(state):
         break
   finally:
@@ -248,6 +320,6 @@ def train(state: GANState, train_step: Callable, num_steps: int,
   return state
 
 
-__all__ = ['ChunkRunner', 'StopRequest', 'TrainingDiverged', 'check_finite',
-           'first_non_finite', 'format_eta', 'next_chunk', 'player_of',
-           'scan_steps', 'train']
+__all__ = ['ChunkRunner', 'MembersProgress', 'Stats', 'StopRequest',
+           'TrainingDiverged', 'check_finite', 'first_non_finite',
+           'format_eta', 'next_chunk', 'player_of', 'scan_steps', 'train']

@@ -30,6 +30,7 @@ from absl import logging
 
 from gan_jax import cli
 from gan_jax import config as config_lib
+from gan_jax import parallel
 from gan_jax import seeds as seeds_lib
 
 config_lib.define_flags()
@@ -48,14 +49,13 @@ def main(argv: list[str]) -> None:
   logging.set_verbosity(logging.ERROR)
   cli.no_positional_arguments(argv)
   try:
-    seeds_lib.configure_cpu_devices(flags.FLAGS.cpu_devices,
-                                    flags.FLAGS.num_seeds > 1)
+    parallel.configure_cpu_devices(flags.FLAGS.cpu_devices,
+                                   flags.FLAGS.num_seeds > 1)
     config = config_lib.from_flags()
     seeds_lib.check(config, flags.FLAGS.num_seeds)
   except config_lib.ConfigError as e:
     cli.usage_error(str(e))
   # JAX is imported only now: bad flags fail fast, before backends start.
-  from gan_jax import parallel  # pylint: disable=g-import-not-at-top
   from gan_jax import train  # pylint: disable=g-import-not-at-top
   if config.multihost:
     parallel.initialize(flags.FLAGS.coordinator_address,

@@ -25,13 +25,15 @@ accelerator the M members fill the device that one small MLP leaves idle;
 on a CPU they turn M small matrix products into M-times-larger ones and
 share one program's dispatch (bench/seeds_throughput.py measures both).
 
-Members are split over the host's devices: with D local devices and M
-members, the program is `shard_map(vmap(scan), P('seed'))` over the d <= D
-devices that `split` chooses, each running ceil(M/d) members with no
+It is the training loop of one run (`gan_jax.loop.train`) with another
+program transform (`gan_jax.parallel.Layout.over_members`). Members are split
+over the host's devices: with D local devices and M members, the program is
+`shard_map(vmap(scan), P('seed'))` over the d <= D devices that
+`parallel.split` chooses, each running ceil(M/d) members with no
 communication between them (members are independent); an M that d does not
 divide is padded with copies of the last member, trained and discarded,
-which costs less than leaving devices idle. On a multi-GPU or TPU
-host those are the accelerators. On a CPU host, `configure_cpu_devices`
+which costs less than leaving devices idle. On a multi-GPU or TPU host those
+are the accelerators. On a CPU host, `parallel.configure_cpu_devices`
 (`--cpu_devices`, default one per core for multi-member runs) makes JAX
 expose the cores as separate CPU devices, each executing its share of the
 members on its own thread: the small products of a toy MLP leave a core idle
@@ -41,38 +43,35 @@ throughput with the seeds split over 2 devices, 1.1x in one).
 
 `run(config, num_seeds)` is `gan_jax.main --num_seeds=S`: seeds
 `config.seed, ..., config.seed + S - 1` in one program, artifacts with a seed
-axis. Such a run writes no checkpoints (the sweep runner, `gan_jax.sweep`,
-resumes at the granularity of whole configurations instead), so options
-that need them, and data parallelism within a member, are refused.
+axis, written by the writer of one run (`gan_jax.artifacts`). Such a run
+writes no checkpoints (the sweep runner, `gan_jax.sweep`, resumes at the
+granularity of whole configurations instead), so options that need them, and
+data parallelism within a member, are refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 import os
 import sys
-import time
-from typing import Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import flags
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from gan_jax import artifacts
 from gan_jax import loop
+from gan_jax import parallel
 from gan_jax.config import Config, ConfigError
-from gan_jax.state import GANState, init_state
-from gan_jax.steps import Steps, scheme_optimizer
+from gan_jax.state import GANState
+from gan_jax.steps import scheme_optimizer
 
 # Config fields that may differ between members of one program.
 FLOAT_HYPERPARAMS = ('g_lr', 'd_lr', 'beta1', 'beta2')
 MEMBER_FIELDS = ('workdir', 'seed') + FLOAT_HYPERPARAMS
-# The mesh axis members are split over.
-SEED_AXIS = 'seed'
 
 
 def define_flags() -> None:
@@ -87,60 +86,6 @@ def define_flags() -> None:
         'the seeds are split over, each running its share on its own thread '
         '(0: one per core; 1: one program on all cores). No effect on GPU/TPU '
         'hosts, where the accelerators are the devices.')
-
-
-def configure_cpu_devices(cpu_devices: int, multi_member: bool) -> int:
-  """Sets how many devices JAX's CPU backend exposes; returns that number.
-
-  Call before JAX initialises a backend (anything that lists devices or
-  computes). Single-member runs keep the default (one device, all cores for
-  each operation, 0 returned) unless `cpu_devices` asks otherwise;
-  multi-member programs get `cpu_devices` devices, 0 meaning one per core
-  available to this process, unless XLA_FLAGS already fixes the count
-  (--xla_force_host_platform_device_count).
-  """
-  if cpu_devices < 0:
-    raise ConfigError(f'--cpu_devices={cpu_devices} must be 0 (one per core) '
-                      'or a positive count')
-  if not cpu_devices:
-    if not multi_member or ('xla_force_host_platform_device_count'
-                            in os.environ.get('XLA_FLAGS', '')):
-      return 0
-    cpu_devices = len(os.sched_getaffinity(0))
-  jax.config.update('jax_num_cpu_devices', cpu_devices)
-  return cpu_devices
-
-
-def split(num_members: int, num_devices: int) -> tuple[int, int]:
-  """(devices d, members per device k) for `num_members` over at most
-  `num_devices` devices.
-
-  A device's time grows with its share k = ceil(M / d), so d is the fewest
-  devices that reach the smallest share ceil(M / min(D, M)); when d does not
-  divide M, the program is padded to d k members (copies of the last one,
-  trained and discarded): 5 members on 2 devices run as 2 x 3.
-  """
-  share = -(-num_members // max(1, min(num_devices, num_members)))
-  devices = -(-num_members // share)
-  return devices, share
-
-
-def seed_mesh(num_members: int,
-              devices: Optional[Sequence[jax.Device]] = None) -> Optional[Mesh]:
-  """A 1-D 'seed' mesh over the local devices `split` chooses for
-  `num_members` (None when that is one device)."""
-  devices = list(devices) if devices is not None else jax.local_devices()
-  used, _ = split(num_members, len(devices))
-  if used == 1:
-    return None
-  return Mesh(np.asarray(devices[:used]), (SEED_AXIS,))
-
-
-def place(state: GANState, mesh: Optional[Mesh]) -> GANState:
-  """`state` with its member axis split over `mesh` (unchanged if None)."""
-  if mesh is None:
-    return state
-  return jax.device_put(state, NamedSharding(mesh, P(SEED_AXIS)))
 
 
 def static_key(config: Config) -> Config:
@@ -182,10 +127,10 @@ def build(configs: Sequence[Config]):
   """Data, `Steps` and the stacked initial state of members `configs`.
 
   Returns `(data, steps, state)` where every leaf of `state` has a leading
-  axis of len(configs). The static pieces come from `gan_jax.train.build` of
-  the first config, with each player's Adam replaced by its
-  hyperparameter-injected form (same arithmetic, hyperparameters read from
-  the optimizer state).
+  axis of len(configs). The static pieces come from
+  `gan_jax.train.build_steps` of the first config, with each player's Adam
+  in its hyperparameter-injected form (same arithmetic, hyperparameters read
+  from the optimizer state), so each member starts from its own values.
   """
   from gan_jax import train  # pylint: disable=g-import-not-at-top
   first = configs[0]
@@ -197,52 +142,19 @@ def build(configs: Sequence[Config]):
       raise ValueError(f'members differ in {", ".join(diff)}; only '
                        f'{", ".join(MEMBER_FIELDS)} may differ within one '
                        'program')
-  data, steps, _ = train.build(first)
-  template = _adam(first.g_lr, first.beta1, first.beta2)
-  steps = dataclasses.replace(
-      steps, g_opt=scheme_optimizer(first.update, template),
-      d_opt=scheme_optimizer(first.update, template))
+  data, steps = train.build_steps(first, adam=_adam)
 
   def init_one(key, g_lr, d_lr, b1, b2):
-    g_opt = scheme_optimizer(first.update, _adam(g_lr, b1, b2))
-    d_opt = scheme_optimizer(first.update, _adam(d_lr, b1, b2))
-    return init_state(steps.game, g_opt, d_opt, key, first.z_dim, data.shape,
-                      g_ema=first.g_ema_decay > 0)
+    member = dataclasses.replace(
+        steps, g_opt=scheme_optimizer(first.update, _adam(g_lr, b1, b2)),
+        d_opt=scheme_optimizer(first.update, _adam(d_lr, b1, b2)))
+    return train.init(first, data, member, key)
 
   column = lambda name: jnp.asarray([getattr(c, name) for c in configs],
                                     jnp.float32)
   keys = jnp.stack([jax.random.PRNGKey(c.seed) for c in configs])
   state = jax.jit(jax.vmap(init_one))(keys, *map(column, FLOAT_HYPERPARAMS))
   return data, steps, state
-
-
-class ChunkRunner:
-  """One compiled `vmap(scan(train_step))` program per chunk length, its
-  member axis split over `mesh` (`shard_map`) when one is given."""
-
-  def __init__(self, train_step: Callable, mesh: Optional[Mesh] = None):
-    self._train_step = train_step
-    self._mesh = mesh
-    self._compiled: dict[int, Callable] = {}
-    self.compile_seconds = 0.0
-    self.compilations = 0
-
-  def compiled(self, state: GANState, length: int) -> Callable:
-    if length not in self._compiled:
-      start = time.perf_counter()
-      members = jax.vmap(lambda s: loop.scan_steps(self._train_step, s, length))
-      if self._mesh is not None:
-        # Members never communicate: each device runs its block on its own.
-        members = jax.shard_map(members, mesh=self._mesh,
-                                in_specs=P(SEED_AXIS), out_specs=P(SEED_AXIS))
-      fn = jax.jit(members, donate_argnums=0)
-      self._compiled[length] = fn.lower(state).compile()
-      self.compile_seconds += time.perf_counter() - start
-      self.compilations += 1
-    return self._compiled[length]
-
-  def __call__(self, state: GANState, length: int):
-    return self.compiled(state, length)(state)
 
 
 @dataclasses.dataclass
@@ -252,16 +164,18 @@ class Result:
   Attributes:
     state: the final stacked state.
     samples: (M, N, dims) evaluation samples.
-    logs: per member, one record per chunk (`step`, the chunk's mean of each
-      step metric, and `steps_per_sec`, that member's steps per second, which
-      is the program's, every member advancing together).
+    logs: per member, one record per chunk (as one run logs it: `step`, the
+      chunk's mean of each step metric, `steps_per_sec`, that member's steps
+      per second, which is the program's, every member advancing together,
+      and `elapsed_sec`).
     finals: per member, the final evaluation record (as `gan_jax.train`
-      writes it), with `diverged_at` (the first step whose losses were not
-      finite) when that happened.
+      writes it, with the member's `seed`), with `diverged_at` (the first
+      step whose losses were not finite) when that happened.
     train_seconds: wall time of the compiled chunks, without compilation.
     compile_seconds: time spent compiling.
     compilations: programs compiled (one per distinct chunk length).
     devices: devices the members were split over (1: one vmapped program).
+    data: the data set the members trained on.
   """
 
   state: GANState
@@ -272,10 +186,10 @@ class Result:
   compile_seconds: float
   compilations: int
   devices: int = 1
+  data: Any = None
 
 
-def train_members(configs: Sequence[Config], out=None,
-                  on_chunk: Optional[Callable[[int], None]] = None) -> Result:
+def train_members(configs: Sequence[Config], out=None) -> Result:
   """Trains the members `configs` (equal `static_key`) as one program.
 
   A member whose losses become NaN/Inf does not stop the others (under vmap
@@ -283,63 +197,34 @@ def train_members(configs: Sequence[Config], out=None,
   """
   from gan_jax import train  # pylint: disable=g-import-not-at-top
   first = configs[0]
-  mesh = seed_mesh(len(configs))
-  per_device = split(len(configs), 1 if mesh is None else mesh.size)[1]
-  padding = [configs[-1]] * ((1 if mesh is None else mesh.size) * per_device
-                             - len(configs))
-  data, steps, state = build(list(configs) + padding)
-  state = place(state, mesh)
-  runner = ChunkRunner(steps.train_step, mesh)
-  if out is not None and mesh is not None:
-    print(f'{len(configs)} runs split over {mesh.size} '
-          f'{mesh.devices.flat[0].platform.upper()} devices, '
-          f'{per_device} per device'
-          + (f' ({len(padding)} padding run(s), discarded)' if padding
-             else ''), file=out, flush=True)
+  layout = parallel.Layout.over_members(len(configs))
+  data, steps, state = build(layout.pad(configs))
+  state = layout.place(state)
+  if out is not None and layout.description():
+    print(layout.description(), file=out, flush=True)
   logs: list[list[dict]] = [[] for _ in configs]
-  diverged: list[Optional[int]] = [None] * len(configs)
-  step, seconds = 0, 0.0
-  while step < first.num_steps:
-    length = loop.next_chunk(step, first.num_steps, first.log_every)
-    program = runner.compiled(state, length)  # compiled outside the timing
-    start = time.perf_counter()
-    state, metrics = program(state)
-    metrics = jax.device_get(metrics)
-    took = time.perf_counter() - start
-    seconds += took
-    for m in range(len(configs)):
-      mine = {k: v[m] for k, v in metrics.items()}
-      record = {'step': step + length}
-      record.update({k: float(np.mean(v)) for k, v in mine.items()})
-      record['steps_per_sec'] = length / took
-      logs[m].append(record)
-      bad = loop.first_non_finite(mine, step + 1)
-      if bad is not None and diverged[m] is None:
-        diverged[m] = bad[0]
-    step += length
-    if out is not None:
-      print(f'step {step}/{first.num_steps}: {len(configs)} runs at '
-            f'{length / took:.0f} steps/s each', file=out, flush=True)
-    if on_chunk is not None:
-      on_chunk(step)
-  if padding:
-    state = jax.tree.map(lambda x: x[:len(configs)], state)
+
+  def on_log(records: list[dict]) -> None:
+    for log, record in zip(logs, records):
+      log.append(record)
+
+  stats = loop.Stats()
+  state = loop.train(state, steps.train_step, first.num_steps,
+                     first.log_every, on_log=on_log, out=out, layout=layout,
+                     stats=stats)
+  state = layout.unpad(state)
   z = jnp.stack([train.eval_latents(c) for c in configs])
-  params = state.g_ema if steps.g_ema_decay else state.g_params
-  generate = jax.jit(jax.vmap(lambda p, s, z: steps.game.generate(p, z, s)))
-  samples = np.concatenate([
-      np.asarray(generate(params, state.g_state,
-                          z[:, i:i + train.GENERATE_BATCH]))
-      for i in range(0, z.shape[1], train.GENERATE_BATCH)], axis=1)
+  samples = train.generate(steps, state, z, member_axis=True)
   finals = []
   for m, c in enumerate(configs):
-    final = {'step': int(step), 'final': True, 'seed': c.seed,
-             'train_seconds': seconds, **train.evaluate(data, samples[m])}
-    if diverged[m] is not None:
-      final['diverged_at'] = diverged[m]
+    final = train.final_record(first.num_steps, stats.train_seconds, data,
+                               samples[m], seed=c.seed)
+    if m in stats.diverged:
+      final['diverged_at'] = stats.diverged[m]
     finals.append(final)
-  return Result(state, samples, logs, finals, seconds, runner.compile_seconds,
-                runner.compilations, 1 if mesh is None else mesh.size)
+  return Result(state, samples, logs, finals, stats.train_seconds,
+                stats.compile_seconds, stats.compilations,
+                1 if layout.mesh is None else layout.mesh.size, data)
 
 
 def member_configs(config: Config, num_seeds: int) -> list[Config]:
@@ -347,62 +232,36 @@ def member_configs(config: Config, num_seeds: int) -> list[Config]:
   return [config.replace(seed=config.seed + s) for s in range(num_seeds)]
 
 
-def save_npy(path: str, array: np.ndarray) -> None:
-  from gan_jax import logging_utils  # pylint: disable=g-import-not-at-top
-  buffer = io.BytesIO()
-  np.save(buffer, array)
-  logging_utils.atomic_write(path, buffer.getvalue())
-
-
-def write_metrics(path: str, result: Result) -> None:
-  """metrics.jsonl of a multi-member run: every record carries its `seed`;
-  the per-chunk records come first (by step, then seed), the finals last."""
-  from gan_jax import logging_utils  # pylint: disable=g-import-not-at-top
-  lines = []
-  for chunk in range(len(result.logs[0])):
-    for m, log in enumerate(result.logs):
-      lines.append({'seed': result.finals[m]['seed'], **log[chunk]})
-  lines.extend(result.finals)
-  logging_utils.atomic_write(
-      path, ''.join(json.dumps(r) + '\n' for r in lines).encode())
+def write(config: Config, result: Result,
+          members: Optional[Sequence[int]] = None, picture: bool = True
+          ) -> None:
+  """The artifacts of `members` of `result` (default: all) in
+  `config.workdir`, by the writer of one run with a seed axis: config.json
+  (`config` plus `num_seeds` and `seeds`), metrics.jsonl (every record with
+  its `seed`: per chunk by step then seed, the finals last), samples.npy
+  (seed axis first) and, with `picture`, samples.png (a panel per seed)."""
+  members = list(range(len(result.finals)) if members is None else members)
+  files = artifacts.RunFiles(
+      config, data=result.data if picture else None,
+      seeds=[result.finals[m]['seed'] for m in members])
+  try:
+    for chunk in zip(*(result.logs[m] for m in members)):
+      files.log(chunk)
+    files.final([result.finals[m] for m in members], result.samples[members])
+  finally:
+    files.close()
 
 
 def run(config: Config, num_seeds: int, out=sys.stdout) -> list[dict]:
-  """`gan_jax.main --num_seeds=S`: S seeds in one program; returns the finals.
-
-  Writes to `config.workdir`: `config.json` (the config of the first seed
-  plus `num_seeds` and the list of `seeds`), `metrics.jsonl` (every record
-  with its `seed`), `samples.npy` (shape (S, N, dims), seed-major) and
-  `samples.png` (one panel per seed).
-  """
-  from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gan_jax import logging_utils  # pylint: disable=g-import-not-at-top
-  from gan_jax import plots  # pylint: disable=g-import-not-at-top
+  """`gan_jax.main --num_seeds=S`: S seeds in one program; returns the finals
+  and writes their artifacts (`write`) to `config.workdir`."""
   check(config, num_seeds)
   configs = member_configs(config, num_seeds)
-  os.makedirs(config.workdir, exist_ok=True)
-  resolved = json.loads(config.to_json())
-  resolved.update(num_seeds=num_seeds, seeds=[c.seed for c in configs])
-  logging_utils.atomic_write(
-      os.path.join(config.workdir, 'config.json'),
-      (json.dumps(resolved, indent=2, sort_keys=True) + '\n').encode())
   print(f'training {config.loss} on {config.dataset} for {config.num_steps} '
         f'steps, seeds {configs[0].seed}..{configs[-1].seed} vmapped in one '
         f'program (chunks of {config.log_every})', file=out, flush=True)
   result = train_members(configs, out=out)
-  write_metrics(os.path.join(config.workdir, 'metrics.jsonl'), result)
-  save_npy(os.path.join(config.workdir, 'samples.npy'), result.samples)
-  data = data_lib.build(config)
-  png = os.path.join(config.workdir, 'samples.png')
-  tmp = f'{png[:-4]}.tmp-{os.getpid()}.png'
-  plots.samples_grid(
-      tmp, result.samples, data,
-      [f'seed {f["seed"]}' + (f': {f["modes"]}/{f["num_modes"]} modes, HQ '
-                              f'{100 * f["hq_fraction"]:.0f}%'
-                              if 'modes' in f else '')
-       for f in result.finals],
-      title=f'{config.dataset} / {config.loss} / {config.num_steps} steps')
-  os.replace(tmp, png)
+  write(config, result)
   return result.finals
 
 

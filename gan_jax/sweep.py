@@ -57,6 +57,7 @@ from absl import logging
 from gan_jax import cli
 from gan_jax import config as config_lib
 from gan_jax import fileio
+from gan_jax import parallel
 from gan_jax.analysis import results as results_lib
 from gan_jax import seeds as seeds_lib
 from gan_jax.config import Config, ConfigError
@@ -183,23 +184,12 @@ def _manifest(grid, base: Config, num_seeds: int, names: list[str]) -> dict:
 
 
 def _write_config(directory: str, point: dict, config: Config,
-                  num_seeds: int, wall_seconds: float, result,
+                  wall_seconds: float, result,
                   index: Sequence[int], program_runs: int) -> None:
   """All artifacts of one configuration, `DONE` last."""
-  os.makedirs(directory, exist_ok=True)
-  fileio.atomic_write(os.path.join(directory, 'config.json'), config.to_json(
-      num_seeds=num_seeds,
-      seeds=[config.seed + s for s in range(num_seeds)]) + '\n')
-  mine = seeds_lib.Result(
-      state=None, samples=result.samples[index],
-      logs=[result.logs[i] for i in index],
-      finals=[result.finals[i] for i in index],
-      train_seconds=result.train_seconds,
-      compile_seconds=result.compile_seconds,
-      compilations=result.compilations)
-  seeds_lib.write_metrics(os.path.join(directory, 'metrics.jsonl'), mine)
-  seeds_lib.save_npy(os.path.join(directory, 'samples.npy'), mine.samples)
-  summary = {'point': point, 'finals': mine.finals,
+  seeds_lib.write(config.replace(workdir=directory), result, index,
+                  picture=False)
+  summary = {'point': point, 'finals': [result.finals[i] for i in index],
              'wall_seconds': wall_seconds, 'program_runs': program_runs,
              'train_seconds': result.train_seconds,
              'compile_seconds': result.compile_seconds}
@@ -259,7 +249,7 @@ def run_sweep(grid: Sequence[tuple[str, list[str]]], base: Config,
     wall = time.perf_counter() - start
     for j, i in enumerate(group):
       _write_config(os.path.join(sweep_dir, names[i]), points[i][0],
-                    points[i][1], num_seeds, wall / len(members), result,
+                    points[i][1], wall / len(members), result,
                     list(range(j * num_seeds, (j + 1) * num_seeds)),
                     len(members))
       report.computed.append(names[i])
@@ -285,7 +275,7 @@ def main(argv: list[str]) -> None:
   try:
     # Every program of a sweep may hold several members (seeds, or
     # configurations batched together): split them over the cores.
-    seeds_lib.configure_cpu_devices(FLAGS.cpu_devices, multi_member=True)
+    parallel.configure_cpu_devices(FLAGS.cpu_devices, multi_member=True)
     grid = parse_grid(FLAGS.grid)
     if FLAGS.max_runs_per_program < 1:
       raise ConfigError(f'--max_runs_per_program='

@@ -1,49 +1,40 @@
-"""Training and evaluating one run: `run(config)` writes every artifact.
+"""Training one run: `run(config)` builds, resumes, trains, checkpoints and
+evaluates it, and writes its artifacts.
 
     config -> data, (G, D), loss -> Game -> Steps -> init_state
-           -> loop.train (jitted scan chunks) -> evaluate -> artifacts
+           -> loop.train (jitted scan chunks) -> generate -> final record
+           -> artifacts (gan_jax.artifacts: config.json, metrics.jsonl,
+              samples.npy, samples.png, TensorBoard events)
 
-Artifacts in `config.workdir`:
-  config.json    the resolved configuration;
-  metrics.jsonl  one JSON object per log event (step, d_loss, g_loss, value,
-                 gradient norms, steps_per_sec); the last line is the final
-                 evaluation (`"final": true`);
-  samples.npy    `num_eval_samples` generator samples, shape (N, dims), or
-                 (N, H, W, C) in [-1, 1] for images (from G's moving
-                 average when --g_ema_decay is set);
-  samples.png    toys: the samples drawn over the data's modes; images: an
-                 8x8 grid of the first 64;
-  samples_STEP.png  the same picture every --image_every steps;
-  events.out.tfevents.*  TensorBoard: the metrics as scalars, the samples
-                 as an image;
-  checkpoints/   the newest `--keep_checkpoints` orbax checkpoints, which a
-                 run started again on the same workdir resumes from.
-
-Every file is replaced atomically (written aside, then renamed) or appended
-to, so a run killed at any moment leaves each artifact either complete or
-absent, and a restart with the same command finishes with the same bits.
+Several seeds trained as one program (`gan_jax.seeds`) take the same path:
+`build_steps`, `init`, `loop.train`, `generate`, `final_record` and
+`artifacts.RunFiles`, with the members' program transform in place of the
+identity. What only one run does is here: checkpoints in `checkpoints/` (the
+newest `--keep_checkpoints`, which a run started again on the same workdir
+resumes from, bit-identically), in-training evaluations and pictures, and
+stopping cleanly on SIGTERM/Ctrl-C.
 """
 
 from __future__ import annotations
 
-import io
+import functools
 import os
 import sys
 import time
 import jax
 import numpy as np
 
+from gan_jax import artifacts
 from gan_jax import checkpoint
 from gan_jax import config as config_lib
 from gan_jax import evaluation
 from gan_jax import data as data_lib
-from gan_jax import logging_utils
 from gan_jax import losses as losses_lib
 from gan_jax import loop
 from gan_jax import models as models_lib
 from gan_jax import parallel
-from gan_jax import plots
 from gan_jax import regularizers
+from gan_jax import steps as steps_lib
 from gan_jax.config import Config, ConfigError
 from gan_jax.data.images import StreamingImages
 from gan_jax.data.toy import GaussianMixture
@@ -51,21 +42,25 @@ from gan_jax.game import Game
 from gan_jax.metrics import divergences
 from gan_jax.metrics import toy as toy_metrics
 from gan_jax.state import GANState, init_state
-from gan_jax.steps import Steps, adam, scheme_optimizer
+from gan_jax.steps import Steps, scheme_optimizer
 
 
 TrainingDiverged = loop.TrainingDiverged
 
 
-def build(config: Config):
-  """The data set, the `Steps` of the configured game, and the initial state."""
+def build_steps(config: Config, adam=steps_lib.adam):
+  """The data set and the `Steps` of the configured game.
+
+  `adam(learning_rate, beta1, beta2)` makes each player's optimizer (before
+  the update scheme's wrapper); `gan_jax.seeds` passes Adam with its
+  hyperparameters in the optimizer state.
+  """
   data = data_lib.build(config)
   generator, discriminator = models_lib.build(config, data)
   sample_data = (_streamed(data.name) if isinstance(data, StreamingImages)
                  else data.sample)
-  game = Game(generator, discriminator, losses_lib.get(config.loss))
   steps = Steps(
-      game=game,
+      game=Game(generator, discriminator, losses_lib.get(config.loss)),
       g_opt=scheme_optimizer(config.update,
                              adam(config.g_lr, config.beta1, config.beta2)),
       d_opt=scheme_optimizer(config.update,
@@ -74,12 +69,24 @@ def build(config: Config):
       z_dim=config.z_dim, d_steps=config.d_steps,
       d_weight_clip=config.d_weight_clip, update=config.update,
       consensus_weight=config.consensus_weight,
-      reg=None if config.reg == 'none' else regularizers.get(config.reg),
+      reg=regularizers.get_or_none(config.reg),
       reg_weight=config.reg_weight, reg_every=config.reg_every,
       g_ema_decay=config.g_ema_decay)
-  state = jax.jit(lambda key: init_state(
-      game, steps.g_opt, steps.d_opt, key, config.z_dim, data.shape,
-      g_ema=config.g_ema_decay > 0))(jax.random.PRNGKey(config.seed))
+  return data, steps
+
+
+def init(config: Config, data, steps: Steps, key: jax.Array) -> GANState:
+  """The initial state of the configured game from `key` (pure: jit- and
+  vmap-safe)."""
+  return init_state(steps.game, steps.g_opt, steps.d_opt, key, config.z_dim,
+                    data.shape, g_ema=config.g_ema_decay > 0)
+
+
+def build(config: Config):
+  """The data set, the `Steps` of the configured game, and the initial state."""
+  data, steps = build_steps(config)
+  state = jax.jit(functools.partial(init, config, data, steps))(
+      jax.random.PRNGKey(config.seed))
   return data, steps, state
 
 
@@ -115,30 +122,28 @@ def eval_latents(config: Config) -> jax.Array:
 GENERATE_BATCH = 500
 
 
-def generate(steps: Steps, state: GANState, z: jax.Array) -> np.ndarray:
+def generate(steps: Steps, state: GANState, z: jax.Array,
+             member_axis: bool = False) -> np.ndarray:
   """G(z) in inference mode, from G's moving average when it keeps one,
-  `GENERATE_BATCH` latents at a time."""
+  `GENERATE_BATCH` latents at a time.
+
+  With `member_axis`, every leaf of `state` and `z` has a leading member axis
+  (members generate under `vmap`), and so has the result.
+  """
   params = state.g_ema if steps.g_ema_decay else state.g_params
-  fn = jax.jit(steps.game.generate)
+  fn = jax.vmap(steps.game.generate) if member_axis else steps.game.generate
+  fn = jax.jit(fn)
+  axis = int(member_axis)
+  batch = lambda i: z[(slice(None),) * axis + (slice(i, i + GENERATE_BATCH),)]
   return np.concatenate([
-      np.asarray(fn(params, z[i:i + GENERATE_BATCH], state.g_state))
-      for i in range(0, z.shape[0], GENERATE_BATCH)])
+      np.asarray(fn(params, batch(i), state.g_state))
+      for i in range(0, z.shape[axis], GENERATE_BATCH)], axis=axis)
 
 
-def write_picture(path: str, samples: np.ndarray, data, title: str,
-                  real: np.ndarray) -> None:
-  """samples.png: toys scattered over the modes, images as an 8x8 grid;
-  written aside and renamed, so the file is always whole."""
-  tmp = f'{path[:-4]}.tmp-{os.getpid()}.png'
-  if samples.ndim == 4:
-    plots.save_image_grid(tmp, samples)
-  else:
-    plots.toy_samples(tmp, samples, data, title=title, real=real)
-  os.replace(tmp, path)
-
-
-def evaluate(data, samples: np.ndarray) -> dict:
-  """Final metrics of generator samples against the data set."""
+def toy_sample_metrics(data, samples: np.ndarray) -> dict:
+  """Mode coverage and sample quality of generator samples of a toy data set
+  (`gan_jax.metrics.toy`), and the JSD to its density in 1-D; {} for images,
+  whose scores come from `gan_jax.evaluation`."""
   result = {}
   if isinstance(data, GaussianMixture):
     result.update(toy_metrics.mode_metrics(samples, data.means, data.std))
@@ -147,6 +152,14 @@ def evaluate(data, samples: np.ndarray) -> dict:
       hi = max(float(data.means.max() + 6 * data.std), float(samples.max()))
       result['jsd'] = divergences.jsd_to_samples(data.density, samples, lo, hi)
   return result
+
+
+def final_record(step: int, train_seconds: float, data, samples: np.ndarray,
+                 **extra) -> dict:
+  """The last line of metrics.jsonl: `final`, the step, `extra` (a seed),
+  the training time and `toy_sample_metrics`."""
+  return {'step': step, 'final': True, **extra,
+          'train_seconds': train_seconds, **toy_sample_metrics(data, samples)}
 
 
 class Preempted(RuntimeError):
@@ -188,7 +201,7 @@ def run(config: Config, out=sys.stdout, err=sys.stderr) -> dict:
   if not primary:
     out = err = None
   with jax.set_mesh(mesh):
-    return _run(config, mesh, primary, out, err)
+    return _run(config, parallel.Layout.one_run(mesh), primary, out, err)
 
 
 def _print(stream, text: str) -> None:
@@ -196,7 +209,8 @@ def _print(stream, text: str) -> None:
     print(text, file=stream, flush=True)
 
 
-def _run(config: Config, mesh, primary: bool, out, err) -> dict:
+def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
+         ) -> dict:
   # A data set that is not prepared, or a missing extractor or reference
   # (loaded now, by the evaluator), fails here, before anything is written.
   try:
@@ -205,48 +219,23 @@ def _run(config: Config, mesh, primary: bool, out, err) -> dict:
                  else None)
   except (FileNotFoundError, ImportError, ValueError) as e:
     raise ConfigError(str(e).strip().splitlines()[0]) from None
-  steps = parallel.shard_batches(steps, mesh)
+  steps = parallel.shard_batches(steps, layout.mesh)
+  state, start_step, corrupt = checkpoint.resume(
+      config, state, warn=lambda m: _print(err, m))
   # Everything up to here only reads: bad input leaves the workdir untouched.
-  restored = checkpoint.restore_or_none(config, state,
-                                        warn=lambda m: _print(err, m))
-  start_step = 0
-  if restored is not None and restored.state is not None:
-    if restored.step > config.num_steps:
-      raise ConfigError(
-          f'--num_steps={config.num_steps} is less than step {restored.step} '
-          f'of the checkpoint in --workdir={config.workdir}; pass '
-          f'--num_steps>={restored.step} or use a new --workdir')
-    state, start_step = restored.state, restored.step
-  state = parallel.replicate(state, mesh)
-
-  metrics = tensorboard = None
-  if primary:
-    os.makedirs(config.workdir, exist_ok=True)
-    for name in os.listdir(config.workdir):  # left by a kill mid-replace
-      if '.tmp-' in name and os.path.isfile(os.path.join(config.workdir, name)):
-        os.remove(os.path.join(config.workdir, name))
-    logging_utils.atomic_write(os.path.join(config.workdir, 'config.json'),
-                               (config.to_json() + '\n').encode())
-    metrics = logging_utils.MetricsLog(
-        os.path.join(config.workdir, 'metrics.jsonl'), resume_step=start_step)
-    tensorboard = logging_utils.TensorBoard(
-        config.workdir, purge_step=start_step + 1 if start_step else None)
-  ckpt = checkpoint.Checkpointer(
-      config.workdir, config.keep_checkpoints, primary,
-      corrupt_steps=tuple(s for s, _ in (restored.skipped if restored else ())))
-  every = config_lib.checkpoint_interval(config)
+  state = layout.place(state)
   real = (None if data_lib.is_image(config.dataset) else
           np.asarray(data.sample(jax.random.PRNGKey(config.seed),
                                  config.num_eval_samples)))
-  chunks = data_chunks(data, steps, config, start_step, mesh)
+  files = artifacts.RunFiles(config, data, real, resume_step=start_step,
+                             tensorboard=True, write=primary)
+  ckpt = checkpoint.Checkpointer(config.workdir, config.keep_checkpoints,
+                                 primary, corrupt_steps=corrupt)
+  every = config_lib.checkpoint_interval(config)
+  chunks = data_chunks(data, steps, config, start_step, layout.mesh)
 
   def due(every: int, step: int) -> bool:
     return bool(every) and step % every == 0 and step < config.num_steps
-
-  def on_log(record: dict) -> None:
-    if primary:
-      metrics.write(record)
-      tensorboard.scalars(record['step'], record)
 
   start = time.perf_counter()
   try:
@@ -262,13 +251,9 @@ def _run(config: Config, mesh, primary: bool, out, err) -> dict:
         if picture or evaluate_now:  # one set of samples serves both
           samples = generate(steps, state, eval_latents(config))
         if picture:
-          path = os.path.join(config.workdir, f'samples_{step}.png')
-          write_picture(path, samples, data,
-                        f'{config.dataset} / {config.loss} / {step} steps',
-                        real)
-          tensorboard.image_png('samples', step, path)
+          files.picture(step, samples)
         if evaluate_now:
-          metrics.write(evaluator(step, samples))
+          files.evaluation(evaluator(step, samples))
         if stopping:
           ckpt.wait()
           raise Preempted(step, stop.signal_name or 'signal',
@@ -279,13 +264,13 @@ def _run(config: Config, mesh, primary: bool, out, err) -> dict:
         _print(out, f'resuming from the checkpoint at step {start_step} in '
                f'{checkpoint.directory(config.workdir)}')
       _print(out, f'training {config.loss} on {config.dataset} for '
-             f'{config.num_steps} steps on {mesh.size} device(s) (compiling '
-             f'chunks of {config.log_every}; checkpoints every {every})')
+             f'{config.num_steps} steps on {layout.mesh.size} device(s) '
+             f'(compiling chunks of {config.log_every}; checkpoints every '
+             f'{every})')
       try:
         state = loop.train(state, steps.train_step, config.num_steps,
-                           config.log_every, on_log=on_log, out=out,
-                           on_chunk=on_chunk,
-                           state_sharding=parallel.replicated(mesh),
+                           config.log_every, on_log=files.log, out=out,
+                           on_chunk=on_chunk, layout=layout,
                            data_chunks=chunks)
       except loop.TrainingDiverged as e:
         ckpt.wait()
@@ -298,44 +283,22 @@ def _run(config: Config, mesh, primary: bool, out, err) -> dict:
     ckpt.wait()
     train_seconds = time.perf_counter() - start
     samples = generate(steps, state, eval_latents(config))
-    final = {'step': int(state.step), 'final': True,
-             'train_seconds': train_seconds, **evaluate(data, samples)}
+    final = final_record(int(state.step), train_seconds, data, samples)
     if evaluator is not None:
       final.update({k: v for k, v in evaluator(final['step'], samples).items()
                     if k not in ('step', 'eval')})
-    if primary:
-      metrics.write(final)
-      buffer = io.BytesIO()
-      np.save(buffer, samples)
-      logging_utils.atomic_write(
-          os.path.join(config.workdir, 'samples.npy'), buffer.getvalue())
-      png = os.path.join(config.workdir, 'samples.png')
-      write_picture(png, samples, data, _title(config, final), real)
-      tensorboard.scalars(final['step'], final, prefix='eval/')
-      tensorboard.image_png('samples', final['step'], png)
+    files.final([final], samples)
     return final
   finally:
     if chunks is not None:
       chunks.close()
     ckpt.close()
-    if primary:
-      metrics.close()
-      tensorboard.close()
-
-
-def _title(config: Config, final: dict) -> str:
-  text = f'{config.dataset} / {config.loss} / {final["step"]} steps'
-  if 'modes' in final:
-    text += (f'\nmodes {final["modes"]}/{final["num_modes"]}  '
-             f'HQ {100 * final["hq_fraction"]:.1f}%')
-  if 'jsd' in final:
-    text += f'  JSD {final["jsd"]:.4f}'
-  return text
+    files.close()
 
 
 def summary(config: Config, final: dict) -> str:
   """A few lines for the terminal: the result and where the artifacts are."""
-  lines = [f'done in {final["train_seconds"]:.1f} s: ' + _title(
+  lines = [f'done in {final["train_seconds"]:.1f} s: ' + artifacts.title(
       config, final).replace('\n', ', ')]
   if final.get('reverse_kl') is not None:
     lines[0] += f', reverse KL {final["reverse_kl"]:.3f}'

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from gan_jax import loop
+from gan_jax import parallel
 from gan_jax import seeds
 from gan_jax import train
 from gan_jax.config import Config, ConfigError
@@ -112,12 +113,12 @@ class SeedsTest(absltest.TestCase):
 
 
   def test_members_split_into_the_smallest_share_per_device(self):
-    self.assertIsNone(seeds.seed_mesh(4, jax.local_devices()[:1]))
+    self.assertIsNone(parallel.seed_mesh(4, jax.local_devices()[:1]))
     # (members, devices) -> (devices used, members per device)
     cases = {(16, 2): (2, 8), (5, 2): (2, 3), (1, 8): (1, 1), (6, 4): (3, 2),
              (9, 8): (5, 2), (3, 1): (1, 3), (8, 8): (8, 1)}
     for (members, devices), expected in cases.items():
-      used, share = seeds.split(members, devices)
+      used, share = parallel.split(members, devices)
       self.assertEqual((used, share), expected, (members, devices))
       self.assertGreaterEqual(used * share, members)
       self.assertLess(used * share - members, share)

@@ -106,7 +106,7 @@ def check(config: Config, num_seeds: int) -> None:
     refused.append(f'--checkpoint_every={config.checkpoint_every}')
   if config.multihost:
     refused.append('--multihost')
-  if getattr(config, 'eval_every', 0):
+  if config.eval_every:
     refused.append(f'--eval_every={config.eval_every}')
   if refused:
     raise ConfigError(

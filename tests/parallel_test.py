@@ -16,6 +16,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from gan_jax import parallel
+
 import subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,6 +116,35 @@ class DataParallelTest(absltest.TestCase):
         'state': [str(jax.sharding.PartitionSpec())],
         'all_reduce': True,
     })
+
+
+class LayoutTest(absltest.TestCase):
+  """The program transform and padding of `Layout`, on this process's one
+  device; members split over several devices run in tests/seeds_test.py."""
+
+  def test_one_run_is_the_identity_with_no_member_axis(self):
+    layout = parallel.Layout.one_run()
+    chunk = lambda s: (s, {'loss': s})
+    self.assertIs(layout.transform(chunk), chunk)
+    self.assertIsNone(layout.state_sharding)
+    self.assertEqual(layout.per_member({'loss': np.arange(3)})[0]['loss']
+                     .tolist(), [0, 1, 2])
+    self.assertIsNone(layout.description())
+
+  def test_members_are_vmapped_padded_and_unpadded(self):
+    layout = parallel.Layout.over_members(3, jax.local_devices()[:1])
+    self.assertEqual((layout.members, layout.padded, layout.mesh), (3, 3, None))
+    program = layout.transform(lambda s: (s * 2, {'loss': s.sum()}))
+    state, metrics = program(np.arange(6.0).reshape(3, 2))
+    np.testing.assert_array_equal(state, [[0, 2], [4, 6], [8, 10]])
+    np.testing.assert_array_equal(metrics['loss'], [1, 5, 9])
+    # Five members on a 2 x 3 program: one padding run, dropped everywhere.
+    padded = parallel.Layout(members=5, padded=6, member_axis=True)
+    self.assertEqual(padded.pad(list('abcde')), list('abcdee'))
+    tree = {'w': np.arange(6)}
+    self.assertEqual(padded.unpad(tree)['w'].tolist(), [0, 1, 2, 3, 4])
+    members = padded.per_member({'loss': np.arange(6) * 10})
+    self.assertEqual([m['loss'] for m in members], [0, 10, 20, 30, 40])
 
 
 def _free_port():

@@ -124,6 +124,31 @@ class SeedsTest(absltest.TestCase):
       self.assertLess(used * share - members, share)
 
 
+class DivergingMemberTest(absltest.TestCase):
+
+  def test_a_diverging_member_is_recorded_and_the_others_train_on(self):
+    # A WGAN critic without clipping and an absurd learning rate overflows
+    # within a few chunks (as in tests/nan_guard_test.py); its neighbour has
+    # a sane one.
+    base = TINY.replace(loss='wasserstein', num_steps=300, z_dim=2, seed=5)
+    configs = [base.replace(d_lr=1e-3), base.replace(d_lr=3e3)]
+    result = seeds.train_members(configs)
+    self.assertNotIn('diverged_at', result.finals[0])
+    for record in result.logs[0]:
+      self.assertTrue(all(np.isfinite(v) for v in record.values()), record)
+    for leaf in jax.tree.leaves(result.state.d_params):
+      self.assertTrue(np.isfinite(np.asarray(leaf)[0]).all())
+    # The member's first non-finite step is the step at which the same run
+    # trained alone stops.
+    with self.assertRaises(loop.TrainingDiverged) as stopped:
+      alone(configs[1])
+    step = int(str(stopped.exception).split(' at step ')[1].split()[0])
+    self.assertBetween(step, 21, 299)
+    self.assertEqual(result.finals[1]['diverged_at'], step)
+    self.assertEqual([r['step'] for r in result.logs[1]],
+                     list(range(10, 301, 10)))
+
+
 class SplitOverDevicesTest(absltest.TestCase):
   """`--num_seeds` split over CPU devices computes what one device does."""
 

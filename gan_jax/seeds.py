@@ -217,8 +217,8 @@ def train_members(configs: Sequence[Config], out=None) -> Result:
   samples = train.generate(steps, state, z, member_axis=True)
   finals = []
   for m, c in enumerate(configs):
-    final = train.final_record(first.num_steps, stats.train_seconds, data,
-                               samples[m], seed=c.seed)
+    final = train.final_record(c, data, samples[m], first.num_steps,
+                               stats.train_seconds, seed=c.seed)
     if m in stats.diverged:
       final['diverged_at'] = stats.diverged[m]
     finals.append(final)

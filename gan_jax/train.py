@@ -37,7 +37,6 @@ from gan_jax import regularizers
 from gan_jax import steps as steps_lib
 from gan_jax.config import Config, ConfigError
 from gan_jax.data.images import StreamingImages
-from gan_jax.data.toy import GaussianMixture
 from gan_jax.game import Game
 from gan_jax.metrics import divergences
 from gan_jax.metrics import toy as toy_metrics
@@ -140,26 +139,28 @@ def generate(steps: Steps, state: GANState, z: jax.Array,
       for i in range(0, z.shape[axis], GENERATE_BATCH)], axis=axis)
 
 
-def toy_sample_metrics(data, samples: np.ndarray) -> dict:
-  """Mode coverage and sample quality of generator samples of a toy data set
-  (`gan_jax.metrics.toy`), and the JSD to its density in 1-D; {} for images,
-  whose scores come from `gan_jax.evaluation`."""
-  result = {}
-  if isinstance(data, GaussianMixture):
-    result.update(toy_metrics.mode_metrics(samples, data.means, data.std))
-    if data.shape == (1,):
-      lo = min(float(data.means.min() - 6 * data.std), float(samples.min()))
-      hi = max(float(data.means.max() + 6 * data.std), float(samples.max()))
-      result['jsd'] = divergences.jsd_to_samples(data.density, samples, lo, hi)
+def toy_sample_metrics(config: Config, data, samples: np.ndarray) -> dict:
+  """Mode coverage and sample quality of generator samples of a mixture (a
+  data set registered with `has_modes`; `gan_jax.metrics.toy`), and the JSD
+  to its density in 1-D; {} for other data sets, whose scores come from
+  `gan_jax.evaluation`."""
+  if not data_lib.get(config.dataset).has_modes:
+    return {}
+  result = toy_metrics.mode_metrics(samples, data.means, data.std)
+  if data.shape == (1,):
+    lo = min(float(data.means.min() - 6 * data.std), float(samples.min()))
+    hi = max(float(data.means.max() + 6 * data.std), float(samples.max()))
+    result['jsd'] = divergences.jsd_to_samples(data.density, samples, lo, hi)
   return result
 
 
-def final_record(step: int, train_seconds: float, data, samples: np.ndarray,
-                 **extra) -> dict:
+def final_record(config: Config, data, samples: np.ndarray, step: int,
+                 train_seconds: float, **extra) -> dict:
   """The last line of metrics.jsonl: `final`, the step, `extra` (a seed),
   the training time and `toy_sample_metrics`."""
   return {'step': step, 'final': True, **extra,
-          'train_seconds': train_seconds, **toy_sample_metrics(data, samples)}
+          'train_seconds': train_seconds,
+          **toy_sample_metrics(config, data, samples)}
 
 
 class Preempted(RuntimeError):
@@ -283,7 +284,8 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
     ckpt.wait()
     train_seconds = time.perf_counter() - start
     samples = generate(steps, state, eval_latents(config))
-    final = final_record(int(state.step), train_seconds, data, samples)
+    final = final_record(config, data, samples, int(state.step),
+                         train_seconds)
     if evaluator is not None:
       final.update({k: v for k, v in evaluator(final['step'], samples).items()
                     if k not in ('step', 'eval')})

@@ -292,12 +292,12 @@ def _check_input(x: Array, name: str) -> None:
     raise ValueError(f'{name} takes NHWC inputs (4-D), got shape {x.shape}')
 
 
-class Conv(nn.Module):
-  """`flax.linen.Conv` (2-D, NHWC) computed as a matmul over patches on CPU.
+class _Convolution(nn.Module):
+  """What `Conv` and `ConvTranspose` share: their fields, parameters and the
+  choice between the matmul formulation (CPU) and XLA's convolution.
 
   Parameters `kernel` (kh, kw, C, features) and `bias` (features,), with
-  flax's default initialisers, so a `flax.linen.Conv`'s variables apply
-  unchanged.
+  flax's default initialisers, so flax's layers' variables apply unchanged.
 
   Attributes:
     features: output channels O.
@@ -321,9 +321,18 @@ class Conv(nn.Module):
   bias_init: Callable = nn.initializers.zeros_init()
   implementation: str = 'auto'
 
+  def _pads(self, spatial, ks, strides):
+    raise NotImplementedError
+
+  def _matmul(self, x, kernel, strides, pads):
+    raise NotImplementedError
+
+  def _xla(self, x, kernel, strides, pads):
+    raise NotImplementedError
+
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    _check_input(x, 'Conv')
+    _check_input(x, type(self).__name__)
     ks = _pair(self.kernel_size, 'kernel_size')
     strides = _pair(self.strides, 'strides')
     kernel = self.param('kernel', self.kernel_init,
@@ -332,70 +341,55 @@ class Conv(nn.Module):
                        self.param_dtype) if self.use_bias else None)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
                                               dtype=self.dtype)
-    pads = conv_padding(self.padding, x.shape[1:3], ks, strides)
+    pads = self._pads(x.shape[1:3], ks, strides)
     if _use_matmul(self.implementation):
-      y = conv2d(x, kernel, strides, pads, self.precision)
+      y = self._matmul(x, kernel, strides, pads)
     else:
-      y = lax.conv_general_dilated(x, kernel, strides, pads,
-                                   dimension_numbers=DIMENSION_NUMBERS,
-                                   precision=self.precision)
+      y = self._xla(x, kernel, strides, pads)
     if bias is not None:
       y = y + bias
     return y
 
 
-class ConvTranspose(nn.Module):
+class Conv(_Convolution):
+  """`flax.linen.Conv` (2-D, NHWC) computed as a matmul over patches on CPU.
+
+  Fields as `flax.linen.Conv` (see `_Convolution`).
+  """
+
+  def _pads(self, spatial, ks, strides):
+    return conv_padding(self.padding, spatial, ks, strides)
+
+  def _matmul(self, x, kernel, strides, pads):
+    return conv2d(x, kernel, strides, pads, self.precision)
+
+  def _xla(self, x, kernel, strides, pads):
+    return lax.conv_general_dilated(x, kernel, strides, pads,
+                                    dimension_numbers=DIMENSION_NUMBERS,
+                                    precision=self.precision)
+
+
+class ConvTranspose(_Convolution):
   """`flax.linen.ConvTranspose` (2-D, NHWC, `transpose_kernel=False`) computed
   as one matmul and strided placements on CPU.
 
-  Parameters `kernel` (kh, kw, C, features) and `bias` (features,), with
-  flax's default initialisers. For a 4x4 stride-2 'SAME' layer the output is
+  Fields as `flax.linen.ConvTranspose` (see `_Convolution`); `padding` as an
+  explicit pair gives the pads of the dilated convolution, as flax passes
+  them to `lax.conv_transpose`. For a 4x4 stride-2 'SAME' layer the output is
   (2H, 2W), as in flax.
-
-  Attributes:
-    features: output channels O.
-    kernel_size: (kh, kw) or an int.
-    strides: (sh, sw) or an int.
-    padding: 'SAME', 'VALID', an int, or ((lo, hi), (lo, hi)) (pads of the
-      dilated convolution, as flax passes them to `lax.conv_transpose`).
-    use_bias: whether to add a bias.
-    implementation: 'auto' (matmul on CPU, XLA's convolution elsewhere),
-      'matmul' or 'xla'.
   """
 
-  features: int
-  kernel_size: Union[int, Sequence[int]] = (3, 3)
-  strides: Union[int, Sequence[int]] = 1
-  padding: PaddingLike = 'SAME'
-  use_bias: bool = True
-  dtype: Optional[Any] = None
-  param_dtype: Any = jnp.float32
-  precision: Any = None
-  kernel_init: Callable = nn.initializers.lecun_normal()
-  bias_init: Callable = nn.initializers.zeros_init()
-  implementation: str = 'auto'
+  def _pads(self, spatial, ks, strides):
+    del spatial  # The transposed convolution's pads depend on the kernel only.
+    return conv_transpose_padding(self.padding, ks, strides)
 
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    _check_input(x, 'ConvTranspose')
-    ks = _pair(self.kernel_size, 'kernel_size')
-    strides = _pair(self.strides, 'strides')
-    kernel = self.param('kernel', self.kernel_init,
-                        ks + (x.shape[-1], self.features), self.param_dtype)
-    bias = (self.param('bias', self.bias_init, (self.features,),
-                       self.param_dtype) if self.use_bias else None)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
-                                              dtype=self.dtype)
-    pads = conv_transpose_padding(self.padding, ks, strides)
-    if _use_matmul(self.implementation):
-      y = conv2d_transpose(x, kernel, strides, pads, self.precision)
-    else:
-      y = lax.conv_transpose(x, kernel, strides, pads,
-                             dimension_numbers=DIMENSION_NUMBERS,
-                             precision=self.precision)
-    if bias is not None:
-      y = y + bias
-    return y
+  def _matmul(self, x, kernel, strides, pads):
+    return conv2d_transpose(x, kernel, strides, pads, self.precision)
+
+  def _xla(self, x, kernel, strides, pads):
+    return lax.conv_transpose(x, kernel, strides, pads,
+                              dimension_numbers=DIMENSION_NUMBERS,
+                              precision=self.precision)
 
 
 def spectral_norm(layer: nn.Module, enabled: bool = True, n_steps: int = 1

@@ -40,6 +40,8 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
+from gan_jax import registry
+
 Array = jax.Array
 
 
@@ -65,33 +67,10 @@ class Loss:
   doc: str = ''
 
 
-_REGISTRY: dict[str, Loss] = {}
-
-
-def register(loss: Loss) -> Loss:
-  """Adds `loss` to the registry under `loss.name` and returns it."""
-  if loss.name in _REGISTRY:
-    raise ValueError(f'a loss named {loss.name!r} is already registered')
-  _REGISTRY[loss.name] = loss
-  return loss
-
-
-def names() -> list[str]:
-  """The registered loss names, sorted."""
-  return sorted(_REGISTRY)
-
-
-def get(name: str) -> Loss:
-  """Returns the loss registered as `name`.
-
-  Raises:
-    KeyError: with a message listing the valid names, if `name` is unknown.
-  """
-  try:
-    return _REGISTRY[name]
-  except KeyError:
-    raise KeyError(
-        f'unknown loss {name!r}; valid losses: {", ".join(names())}') from None
+_REGISTRY: registry.Registry[Loss] = registry.Registry('loss', plural='losses')
+# register(loss) adds a Loss under loss.name; names() lists them, sorted;
+# get(name) returns one, or a KeyError listing the valid names.
+register, names, get = _REGISTRY.register, _REGISTRY.names, _REGISTRY.get
 
 
 def log_sigmoid(logit: Array) -> Array:

@@ -1,8 +1,12 @@
 """Entries by name, with errors that list the valid names.
 
-The one registry behind `gan_jax.models` and `gan_jax.data`: each entry is a
-record with a `.name` (a `ModelSpec`, a `DatasetSpec`), registered once by
-the module that defines it.
+The one registry behind losses, regularizers, update schemes, models and
+data sets: each entry is a record with a `.name` (a `Loss`, a `ModelSpec`,
+a `DatasetSpec`, ...), registered once by the module that defines it. A
+module exposes its registry's methods as its own functions:
+
+    _REGISTRY = registry.Registry('loss', plural='losses')
+    register, names, get = _REGISTRY.register, _REGISTRY.names, _REGISTRY.get
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ class Registry(Generic[T]):
 
   Args:
     kind: what one entry is, for messages ('model', 'dataset').
+    plural: the plural of `kind` (default: `kind` + 's').
   """
 
-  def __init__(self, kind: str):
+  def __init__(self, kind: str, plural: str | None = None):
     self.kind = kind
+    self.plural = plural or f'{kind}s'
     self.entries: dict[str, T] = {}
 
   def register(self, entry: T) -> T:
@@ -40,5 +46,5 @@ class Registry(Generic[T]):
     try:
       return self.entries[name]
     except KeyError:
-      raise KeyError(f'unknown {self.kind} {name!r}; valid {self.kind}s: '
+      raise KeyError(f'unknown {self.kind} {name!r}; valid {self.plural}: '
                      f'{", ".join(self.names())}') from None

@@ -45,6 +45,8 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 
+from gan_jax import registry
+
 Array = jax.Array
 ApplyFn = Callable[[Any, Array], Array]
 Penalty = Callable[[ApplyFn, Any, Array, Array, Array], Array]
@@ -71,29 +73,10 @@ class Regularizer:
     return self.penalty(d_apply, d_params, real, fake, key)
 
 
-_REGISTRY: dict[str, Regularizer] = {}
-
-
-def register(reg: Regularizer) -> Regularizer:
-  """Adds `reg` to the registry under `reg.name` and returns it."""
-  if reg.name in _REGISTRY:
-    raise ValueError(f'a regularizer named {reg.name!r} is already registered')
-  _REGISTRY[reg.name] = reg
-  return reg
-
-
-def names() -> list[str]:
-  """The registered regulariser names, sorted."""
-  return sorted(_REGISTRY)
-
-
-def get(name: str) -> Regularizer:
-  """The regulariser registered as `name`; unknown names list the valid ones."""
-  try:
-    return _REGISTRY[name]
-  except KeyError:
-    raise KeyError(f'unknown regularizer {name!r}; valid regularizers: '
-                   f'{", ".join(names())}') from None
+_REGISTRY: registry.Registry[Regularizer] = registry.Registry('regularizer')
+# register(reg) adds a Regularizer under reg.name; names() lists them, sorted;
+# get(name) returns one, or a KeyError listing the valid names.
+register, names, get = _REGISTRY.register, _REGISTRY.names, _REGISTRY.get
 
 
 def get_or_none(name: str) -> Optional[Regularizer]:
@@ -103,10 +86,10 @@ def get_or_none(name: str) -> Optional[Regularizer]:
   """
   if name == 'none':
     return None
-  if name not in _REGISTRY:
+  if name not in _REGISTRY.entries:
     raise KeyError(f'unknown regularizer {name!r}; valid regularizers: none, '
                    f'{", ".join(names())}')
-  return _REGISTRY[name]
+  return get(name)
 
 
 def input_gradients(d_apply: ApplyFn, d_params: Any, x: Array) -> Array:

@@ -93,7 +93,7 @@ class ExtensionTest(absltest.TestCase):
     super().setUpClass()
     # Registered for this class only, so other tests see the built-ins alone.
     for entries in (models._REGISTRY.entries, data._REGISTRY.entries,  # pylint: disable=protected-access
-                    losses._REGISTRY):  # pylint: disable=protected-access
+                    losses._REGISTRY.entries):  # pylint: disable=protected-access
       cls.enterClassContext(mock.patch.dict(entries))
     register_extension()
 

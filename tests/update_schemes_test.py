@@ -18,6 +18,7 @@ from gan_jax import loop
 from gan_jax import losses
 from gan_jax import steps as steps_lib
 from gan_jax import train
+from gan_jax import updates
 from gan_jax.data import toy
 from gan_jax.game import Game
 from gan_jax.models import mlp
@@ -108,6 +109,13 @@ def _toy(update='simultaneous', loss='non_saturating', opt=None,
   return steps, state, batch, z
 
 
+def _scheme_step(steps, batch, z):
+  """`state -> (state, metrics)`: one step of `steps.update` with every
+  update drawing this `batch` and `z` (no penalty key)."""
+  draw = lambda i, real=True: (batch if real else None, z, None)
+  return lambda state: updates.get(steps.update).step(steps, state, draw)
+
+
 def _assert_trees_close(test, a, b, rtol=1e-5, atol=1e-6):
   la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
   test.assertEqual(len(la), len(lb))
@@ -120,7 +128,7 @@ class NetworkSchemesTest(parameterized.TestCase):
 
   def test_simultaneous_is_both_single_steps_from_the_same_state(self):
     steps, state, batch, z = _toy('simultaneous')
-    new, _ = jax.jit(steps.joint_step)(state, batch, z)
+    new, _ = jax.jit(_scheme_step(steps, batch, z))(state)
     d_only, _ = steps.d_step(state, batch, z)
     g_only, _ = steps.g_step(state, z)
     _assert_trees_close(self, new.d_params, d_only.d_params)
@@ -128,7 +136,7 @@ class NetworkSchemesTest(parameterized.TestCase):
 
   def test_extragradient_steps_from_the_lookahead_gradient(self):
     steps, state, batch, z = _toy('extragradient')
-    new, _ = jax.jit(steps.joint_step)(state, batch, z)
+    new, _ = jax.jit(_scheme_step(steps, batch, z))(state)
     lr = 0.05
     gd = lambda d, g: jax.grad(lambda d: steps.game.d_objective(
         d, g, batch, z)[0])(d)
@@ -144,7 +152,7 @@ class NetworkSchemesTest(parameterized.TestCase):
 
   def test_optimistic_sgd_is_optax_optimistic_gradient_descent(self):
     steps, state, batch, z = _toy('optimistic')
-    step = jax.jit(steps.joint_step)
+    step = jax.jit(_scheme_step(steps, batch, z))
     reference = optax.optimistic_gradient_descent(0.05)
     g, d = state.g_params, state.d_params
     g_state, d_state = reference.init(g), reference.init(d)
@@ -153,15 +161,27 @@ class NetworkSchemesTest(parameterized.TestCase):
       ug, g_state = reference.update(wg, g_state, g)
       ud, d_state = reference.update(wd, d_state, d)
       g, d = optax.apply_updates(g, ug), optax.apply_updates(d, ud)
-      state, _ = step(state, batch, z)
+      state, _ = step(state)
     _assert_trees_close(self, state.g_params, g)
     _assert_trees_close(self, state.d_params, d)
 
-  def test_optimistic_needs_wrapped_optimizers(self):
-    steps, state, batch, z = _toy('simultaneous')
-    plain = dataclasses.replace(steps, update='optimistic')
-    with self.assertRaisesRegex(ValueError, 'steps.optimistic'):
-      plain.joint_step(state, batch, z)
+  def test_only_optimistic_declares_an_optimizer_wrapper(self):
+    sgd = optax.sgd(0.05)
+    for update in steps_lib.UPDATES:
+      if update != 'optimistic':
+        self.assertIs(steps_lib.scheme_optimizer(update, sgd), sgd, update)
+    # The declared wrapper is what makes `optimistic` differ from
+    # `simultaneous` (whose step it shares): two steps from one state.
+    runs = {}
+    for update in ('simultaneous', 'optimistic'):
+      steps, state, batch, z = _toy(update)
+      step = jax.jit(_scheme_step(steps, batch, z))
+      runs[update] = step(step(state)[0])[0]
+    wrapped = runs['optimistic']
+    diff = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in zip(
+        jax.tree.leaves(wrapped.g_params),
+        jax.tree.leaves(runs['simultaneous'].g_params))]
+    self.assertGreater(max(diff), 1e-6)
 
   def test_consensus_adds_the_gradient_of_half_the_squared_field(self):
     gamma = 0.5
@@ -174,7 +194,7 @@ class NetworkSchemesTest(parameterized.TestCase):
 
     @jax.jit
     def everything(state):
-      new, metrics = steps.joint_step(state, batch, z)
+      new, metrics = _scheme_step(steps, batch, z)(state)
       reg = jax.grad(half_sq_norm, argnums=(0, 1))(state.g_params,
                                                    state.d_params)
       w, _ = steps.joint_grads(state.g_params, state.d_params, batch, z)
@@ -256,6 +276,52 @@ class ConfiguredSchemesTest(parameterized.TestCase):
     with self.assertRaisesRegex(config_lib.ConfigError,
                                 'consensus_weight=0.0 must be positive'):
       config_lib.validate(TINY.replace(consensus_weight=0.0))
+
+
+def g_only(steps, state, draw):
+  """A scheme from outside the package: one G step, D never moves."""
+  batch, z, _ = draw(0, real=steps.game.loss.g_needs_real)
+  return steps.g_step(state, z, batch)
+
+
+class RegistryTest(absltest.TestCase):
+
+  def test_a_scheme_registered_outside_the_package_runs_scanned(self):
+    updates.register('g_only')(g_only)
+    self.addCleanup(updates.unregister, 'g_only')
+    config = TINY.replace(update='g_only')
+    config_lib.validate(config)  # a registered scheme is a valid --update
+    _, steps, state0 = train.build(config)
+    state0 = jax.device_get(state0)  # the runner donates its input buffers
+    new, metrics = loop.ChunkRunner(steps.train_step)(
+        jax.tree.map(jnp.asarray, state0), 3)
+    self.assertEqual(int(new.step), 3)
+    self.assertEqual(sorted(metrics), ['g_grad_norm', 'g_loss'])
+    for x, y in zip(jax.tree.leaves((new.d_params, new.d_opt_state)),
+                    jax.tree.leaves((state0.d_params, state0.d_opt_state))):
+      np.testing.assert_array_equal(x, y)
+    # Independently: three G steps, step t's z from split(fold_in(key_t, 0)).
+    state, g_step = jax.tree.map(jnp.asarray, state0), jax.jit(steps.g_step)
+    for t in range(3):
+      key = jax.random.fold_in(state0.rng, t)
+      _, k_z = jax.random.split(jax.random.fold_in(key, 0))
+      state, _ = g_step(state, steps.sample_z(k_z))
+    _assert_trees_close(self, new.g_params, state.g_params, rtol=1e-6,
+                        atol=1e-7)
+    moved = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in zip(
+        jax.tree.leaves(new.g_params), jax.tree.leaves(state0.g_params))]
+    self.assertGreater(max(moved), 1e-4)
+    with self.assertRaisesRegex(ValueError, 'needs update=alternating; '
+                                'g_only takes one D step'):
+      dataclasses.replace(steps, d_steps=2)
+
+  def test_names_are_unique_and_unknown_names_list_the_valid_ones(self):
+    with self.assertRaisesRegex(ValueError, 'already registered'):
+      updates.register('consensus')(g_only)
+    with self.assertRaisesRegex(
+        ValueError, "^unknown update 'jacobi'; valid updates: alternating, "
+        'simultaneous, extragradient, optimistic, consensus$'):
+      updates.get('jacobi')
 
 
 if __name__ == '__main__':

@@ -239,28 +239,8 @@ def replicate(tree, mesh: Mesh):
 
 
 def shard_batches(steps, mesh: Mesh):
-  """`steps` with every sampled batch constrained to be split over 'data'.
-
-  `steps` is a `gan_jax.steps.Steps` (or a subclass): its `sample_data` is
-  wrapped and its `sample_z` overridden, so the step functions themselves are
-  untouched and see the same global batches as on one device.
-  """
-  sharding = batch_sharded(mesh)
-
-  def constrain(x):
-    return jax.lax.with_sharding_constraint(x, sharding)
-
-  base = type(steps)
-
-  class DataParallel(base):  # pylint: disable=missing-class-docstring
-
-    def sample_z(self, key):
-      return constrain(base.sample_z(self, key))
-
-  DataParallel.__name__ = DataParallel.__qualname__ = f'DataParallel{base.__name__}'
-  sample_data = steps.sample_data
-  fields = {f.name: getattr(steps, f.name)
-            for f in dataclasses.fields(steps) if f.init}
-  fields['sample_data'] = lambda key, n: constrain(sample_data(key, n))
-  return DataParallel(**fields)
-
+  """`steps` (a `gan_jax.steps.Steps`) with every batch it samples, real data
+  and latents alike, constrained to be split over 'data' (its
+  `batch_sharding`); the step functions themselves are untouched and see the
+  same global batches as on one device."""
+  return dataclasses.replace(steps, batch_sharding=batch_sharded(mesh))

@@ -89,7 +89,7 @@ class DataParallelTest(absltest.TestCase):
           steps = parallel.shard_batches(steps, mesh)
           state = parallel.replicate(state, mesh)
           key = jax.random.PRNGKey(0)
-          batch = jax.jit(lambda k: steps.sample_data(k, 32))(key)
+          batch = jax.jit(steps.sample_batch)(key)
           z = jax.jit(steps.sample_z)(key)
           runner = loop.ChunkRunner(steps.train_step,
                                     parallel.replicated(mesh))

@@ -84,11 +84,9 @@ class Steps:
       update (WGAN weight clipping).
     update: the update scheme, a name in `gan_jax.updates`.
     consensus_weight: gamma of the `consensus` scheme.
-    d_penalty: optional `d_penalty(d_params, g_params, batch, z) -> scalar`
-      added to D's loss (a gradient penalty, say); it is part of D's
-      objective in every scheme and in the joint field.
     reg: optional named gradient penalty (`gan_jax.regularizers`), weighted
-      by `reg_weight`, applied lazily every `reg_every` training steps.
+      by `reg_weight`, applied lazily every `reg_every` training steps; it is
+      part of D's objective in every scheme and in the joint field.
     g_ema_decay: beta of G's parameter EMA; 0 keeps no average.
     batch_sharding: if given, every batch the step samples (real data and
       latents) is constrained to it (`gan_jax.parallel.shard_batches`).
@@ -104,7 +102,6 @@ class Steps:
   d_weight_clip: float = 0.0
   update: str = 'alternating'
   consensus_weight: float = 0.0
-  d_penalty: Optional[Callable[[Any, Any, Array, Array], Array]] = None
   reg: Optional[regularizers.Regularizer] = None
   reg_weight: float = 0.0
   reg_every: int = 1
@@ -112,7 +109,10 @@ class Steps:
   batch_sharding: Optional[jax.sharding.Sharding] = None
 
   def __post_init__(self):
-    scheme = updates.get(self.update)  # an unknown name fails here
+    try:
+      scheme = updates.get(self.update)
+    except KeyError as e:
+      raise ValueError(e.args[0]) from None
     if self.d_steps != 1 and not scheme.uses_d_steps:
       valid = [n for n in updates.names() if updates.get(n).uses_d_steps]
       raise ValueError(f'd_steps={self.d_steps} needs update='
@@ -153,14 +153,12 @@ class Steps:
     d_loss, (value, new_d_state) = self.game.d_objective(
         d_params, g_params, batch, z, g_state, d_state, fake)
     metrics = {'d_loss': d_loss, 'value': value}
-    if self.d_penalty is None and self.reg is None:
+    if self.reg is None:
       return d_loss, (metrics, new_d_state)
-    penalty = jnp.zeros((), d_loss.dtype)
-    if self.d_penalty is not None:
-      penalty += self.d_penalty(d_params, g_params, batch, z)
+    penalty = jnp.zeros((), d_loss.dtype)  # a step that skips a lazy penalty
     if fake is not None:
       d_apply = lambda p, x: self.game.discriminate(p, x, d_state)
-      penalty += reg_weight * self.reg(d_apply, d_params, batch, fake, key)
+      penalty = reg_weight * self.reg(d_apply, d_params, batch, fake, key)
     metrics['d_penalty'] = penalty
     return d_loss + penalty, (metrics, new_d_state)
 

@@ -28,17 +28,15 @@ alone; `Steps.train_step` counts it. A scheme that needs its own optimizer
 transformation declares it (`optimizer`); callers build each player's
 optimizer as `scheme_optimizer(name, opt)`.
 
-Example, a scheme in which only G moves:
+Example, a scheme in which only G moves (then valid as `--update=g_only`):
 
-  >>> from gan_jax import updates
-  >>> @updates.register('g_only')
-  ... def g_only(steps, state, draw):
-  ...   '''One G step per training step; D stays where it started.'''
-  ...   batch, z, _ = draw(0, real=steps.game.loss.g_needs_real)
-  ...   return steps.g_step(state, z, batch)
-  >>> 'g_only' in updates.names()
-  True
-  >>> updates.unregister('g_only')
+    from gan_jax import updates
+
+    @updates.register('g_only')
+    def g_only(steps, state, draw):
+      '''One G step per training step; D stays where it started.'''
+      batch, z, _ = draw(0, real=steps.game.loss.g_needs_real)
+      return steps.g_step(state, z, batch)
 """
 
 from __future__ import annotations
@@ -49,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import jax
 import optax
 
+from gan_jax import registry
 from gan_jax.state import GANState
 
 if TYPE_CHECKING:
@@ -93,7 +92,17 @@ class UpdateScheme:
   uses_d_steps: bool = False
 
 
-_REGISTRY: dict[str, UpdateScheme] = {}
+class _InRegistrationOrder(registry.Registry):
+  """Names in registration order: the built-ins as listed above, then any
+  scheme registered later (in `--help` and in errors)."""
+
+  def names(self) -> list[str]:
+    return list(self.entries)
+
+
+_REGISTRY: registry.Registry[UpdateScheme] = _InRegistrationOrder('update')
+names = _REGISTRY.names
+get = _REGISTRY.get
 
 
 def register(name: str, *, optimizer: Transform = _same,
@@ -102,42 +111,15 @@ def register(name: str, *, optimizer: Transform = _same,
   """Decorator: registers the decorated `step` function as scheme `name`.
 
   The other arguments are the `UpdateScheme` attributes; the function is
-  returned unchanged.
+  returned unchanged. A name is taken once.
   """
 
   def add(step):
-    if name in _REGISTRY:
-      raise ValueError(f'an update scheme named {name!r} is already '
-                       'registered')
-    _REGISTRY[name] = UpdateScheme(name, step, optimizer, batches_per_step,
-                                   uses_d_steps)
+    _REGISTRY.register(UpdateScheme(name, step, optimizer, batches_per_step,
+                                    uses_d_steps))
     return step
 
   return add
-
-
-def unregister(name: str) -> None:
-  """Removes scheme `name` (for tests and notebooks that add one briefly)."""
-  get(name)
-  del _REGISTRY[name]
-
-
-def names() -> list[str]:
-  """The registered scheme names, in registration order (built-ins first)."""
-  return list(_REGISTRY)
-
-
-def get(name: str) -> UpdateScheme:
-  """Returns the scheme registered as `name`.
-
-  Raises:
-    ValueError: with a message listing the valid names, if `name` is unknown.
-  """
-  try:
-    return _REGISTRY[name]
-  except KeyError:
-    raise ValueError(f'unknown update {name!r}; valid updates: '
-                     f'{", ".join(names())}') from None
 
 
 def scheme_optimizer(name: str, opt: optax.GradientTransformation

@@ -122,6 +122,33 @@ class StrictJsonTest(absltest.TestCase):
          'nonfinite': {'g_loss': '-inf'}}])
 
 
+class SweepLogsTest(absltest.TestCase):
+
+  def test_load_logs_gives_non_finite_floats_back_and_skips_damage(self):
+    from gan_jax.analysis import results  # pylint: disable=g-import-not-at-top
+    sweep = self.create_tempdir().full_path
+    os.makedirs(os.path.join(sweep, 'loss=a'))
+    path = os.path.join(sweep, 'loss=a', 'metrics.jsonl')
+    log = logging_utils.MetricsLog(path)
+    for step in (10, 20):
+      for seed in (0, 1):
+        log.write({'seed': seed, 'step': step,
+                   'd_loss': math.nan if (seed, step) == (1, 20) else 0.5})
+    log.write({'seed': 0, 'step': 20, 'final': True})
+    log.close()
+    with open(path, 'ab') as f:
+      f.write(b'{"seed": 0, "st\xffep": 30}\n')
+    with mock.patch('sys.stderr') as stderr:
+      logs = results.load_logs(sweep, 'loss=a')
+    self.assertEqual([[r['step'] for r in seed] for seed in logs],
+                     [[10, 20], [10, 20]])
+    self.assertTrue(math.isnan(logs[1][1]['d_loss']))
+    self.assertEqual(logs[0][1]['d_loss'], 0.5)
+    written = ''.join(c.args[0] for c in stderr.write.call_args_list)
+    self.assertEqual(written, f'warning: 1 damaged line(s) of {path} left '
+                     'out\n')
+
+
 class ResumeTest(absltest.TestCase):
 
   def setUp(self):

@@ -176,6 +176,12 @@ class RunFiles:
       self._tensorboard.scalars(finals[0]['step'], finals[0], prefix='eval/')
       self._tensorboard.image_png('samples', finals[0]['step'], png)
 
+  def flush(self) -> None:
+    """Puts metrics.jsonl on disk (fsync): called before a checkpoint is
+    written, so the lines up to the step it claims survive a crash."""
+    if self._metrics is not None:
+      self._metrics.flush(fsync=True)
+
   def close(self) -> None:
     if self._metrics is not None:
       self._metrics.close()

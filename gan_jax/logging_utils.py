@@ -1,9 +1,20 @@
 """What a run tells its user: metrics.jsonl, TensorBoard events, progress.
 
-* `MetricsLog`: one JSON object per line. On resume from step S it keeps the
-  lines of steps <= S and drops the rest (steps past the checkpoint that will
-  be recomputed, the previous final line, a line cut off by a kill), so the
-  file of a resumed run has the same steps as an uninterrupted run's, each once.
+* `MetricsLog`: one strict JSON object per line (RFC 8259: no bare `NaN` or
+  `Infinity`, which strict readers reject). A non-finite float is written as
+  `null` and named in the line's `nonfinite` object with its spelling,
+  `"nan"`, `"inf"` or `"-inf"`, at the same place in the record:
+
+      {"step": 40, "d_loss": null, "g_loss": 0.7, "nonfinite": {"d_loss": "nan"}}
+
+  `read_metrics` (and `decode_record`) give the floats back. On resume from
+  step S the log keeps the lines of steps <= S and drops the rest (steps past
+  the checkpoint that will be recomputed, the previous final line), so the
+  file of a resumed run has the same steps as an uninterrupted run's, each
+  once. A damaged line (bytes that are not UTF-8, invalid JSON, a line cut off
+  by a kill or a power loss) is set aside in `metrics.jsonl.damaged-S`, with
+  one warning; it never stops a run from resuming. `flush(fsync=True)` puts
+  the lines on disk before a checkpoint that claims their step is written.
 * `TensorBoard`: event files beside metrics.jsonl, written with tensorboardX
   (no TensorFlow): every logged scalar at its step, and the sample images.
   A resumed writer sets `purge_step`, so TensorBoard discards the older files'
@@ -20,7 +31,7 @@ import math
 import os
 import struct
 import sys
-from typing import IO, Iterator, Optional
+from typing import IO, Callable, Iterator, Optional
 
 import numpy as np
 
@@ -29,30 +40,157 @@ from gan_jax import fileio
 # For the callers that import it from here; new code uses gan_jax.fileio.
 atomic_write = fileio.atomic_write
 
+NONFINITE = 'nonfinite'
+_SPELLINGS = {'nan': math.nan, 'inf': math.inf, '-inf': -math.inf}
+
+
+def _spelling(value: float) -> str:
+  return 'nan' if math.isnan(value) else ('inf' if value > 0 else '-inf')
+
+
+def _null_nonfinite(value, marks: dict, key):
+  """`value` with each non-finite float replaced by None; `marks[key]` gets
+  its spelling (nested dicts and lists get a nested dict of marks)."""
+  if isinstance(value, float) and not math.isfinite(value):
+    marks[key] = _spelling(value)
+    return None
+  items = (value.items() if isinstance(value, dict) else
+           enumerate(value) if isinstance(value, (list, tuple)) else None)
+  if items is None:
+    return value
+  inner = {}
+  clean = {k: _null_nonfinite(v, inner, str(k)) for k, v in items}
+  if inner:
+    marks[key] = inner
+  return clean if isinstance(value, dict) else list(clean.values())
+
+
+def encode_record(record: dict) -> str:
+  """`record` as one line of strict JSON (with its newline).
+
+  Non-finite floats become `null`, and the `nonfinite` object records each
+  one's spelling at its key (a nested record's marks nest the same way, a
+  list's are keyed by index). Raises ValueError if `record` already has a
+  `nonfinite` key, TypeError for a value JSON cannot hold.
+  """
+  if NONFINITE in record:
+    raise ValueError(f'a metrics record may not have a {NONFINITE!r} key; '
+                     'it is reserved for the non-finite values')
+  marks: dict = {}
+  clean = _null_nonfinite(record, marks, NONFINITE)
+  if marks:
+    clean.update(marks)
+  return json.dumps(clean, allow_nan=False) + '\n'
+
+
+def _restore(container, marks: dict) -> None:
+  if not isinstance(marks, dict):
+    raise ValueError(f'{NONFINITE} holds {marks!r}, not an object')
+  for key, mark in marks.items():
+    index = int(key) if isinstance(container, list) else key
+    if isinstance(mark, dict):
+      _restore(container[index], mark)
+    elif mark in _SPELLINGS and container[index] is None:
+      container[index] = _SPELLINGS[mark]
+    else:
+      raise ValueError(f'{NONFINITE} marks {key!r} as {mark!r}')
+
+
+def decode_record(line: bytes | str) -> dict:
+  """The record of one metrics.jsonl line, its non-finite floats restored.
+
+  Lines written before metrics.jsonl was strict, with bare `NaN` and
+  `Infinity`, read as well. Raises ValueError (UnicodeDecodeError and
+  json.JSONDecodeError are ValueErrors) for a damaged line: bytes that are not
+  UTF-8, invalid JSON, anything but an object with an integer `step`, or
+  `nonfinite` marks that do not match the record.
+  """
+  if isinstance(line, bytes):
+    line = line.decode('utf-8')
+  record = json.loads(line)
+  if not (isinstance(record, dict) and isinstance(record.get('step'), int)
+          and not isinstance(record['step'], bool)):
+    raise ValueError('a metrics line is an object with an integer step')
+  try:
+    _restore(record, record.pop(NONFINITE, {}))
+  except (LookupError, TypeError) as e:
+    raise ValueError(f'{NONFINITE} marks do not match the record: {e}') from None
+  return record
+
+
+def read_metrics(path: str) -> tuple[list[dict], list[bytes]]:
+  """The records of metrics.jsonl at `path` (non-finite floats restored) and
+  its damaged lines as they were (raw bytes, without their newline).
+
+  The file is read as bytes and decoded line by line, so one bad line costs
+  only that line. Blank lines are neither.
+  """
+  with open(path, 'rb') as f:
+    data = f.read()
+  records, damaged = [], []
+  for line in data.split(b'\n'):
+    if not line.strip():
+      continue
+    try:
+      records.append(decode_record(line))
+    except ValueError:
+      damaged.append(line)
+  return records, damaged
+
+
+def _stderr(message: str) -> None:
+  print(message, file=sys.stderr, flush=True)
+
+
+def set_aside(path: str, lines: list[bytes], step: int) -> str:
+  """Writes `lines` to `PATH.damaged-STEP` (or `.damaged-STEP.2`, ... if that
+  exists: what was set aside before is kept) and returns its path."""
+  aside = f'{path}.damaged-{step}'
+  copy = 1
+  while os.path.exists(aside if copy == 1 else f'{aside}.{copy}'):
+    copy += 1
+  aside = aside if copy == 1 else f'{aside}.{copy}'
+  fileio.atomic_write(aside, b''.join(line + b'\n' for line in lines))
+  return aside
+
 
 class MetricsLog:
-  """Appends JSON lines to `path`, first keeping only the lines up to `step`."""
+  """Appends strict JSON lines to `path`, first keeping only the lines up to
+  `resume_step` (none for a new run).
 
-  def __init__(self, path: str, resume_step: int = 0):
+  Damaged lines met on resume are set aside (`set_aside`) and `warn` (default:
+  a line on stderr) is called once with how many and where.
+  """
+
+  def __init__(self, path: str, resume_step: int = 0,
+               warn: Callable[[str], None] = _stderr):
     kept = []
     if resume_step > 0 and os.path.exists(path):
-      with open(path) as f:
-        for line in f:
-          try:
-            record = json.loads(line)
-          except ValueError:
-            continue  # a line cut off by a kill
-          if (isinstance(record, dict) and not record.get('final')
-              and 0 < record.get('step', 0) <= resume_step):
-            kept.append(json.dumps(record) + '\n')
+      records, damaged = read_metrics(path)
+      kept = [encode_record(r) for r in records
+              if not r.get('final') and 0 < r['step'] <= resume_step]
+      if damaged:
+        aside = set_aside(path, damaged, resume_step)
+        count = f'{len(damaged)} damaged line{"s" * (len(damaged) > 1)}'
+        warn(f'warning: {count} of {path} (bytes that are not UTF-8, invalid '
+             f'JSON or cut off) set aside in {aside}; the log resumes after '
+             f'step {resume_step}')
     fileio.atomic_write(path, ''.join(kept))
-    self._file = open(path, 'a')
+    self._file = open(path, 'a', encoding='utf-8')
 
   def write(self, record: dict) -> None:
-    self._file.write(json.dumps(record) + '\n')
+    """Appends `record` (see `encode_record`), handed to the OS at once."""
+    self._file.write(encode_record(record))
     self._file.flush()
 
+  def flush(self, fsync: bool = False) -> None:
+    """Hands the lines to the OS; with `fsync`, waits until they are on disk."""
+    self._file.flush()
+    if fsync:
+      os.fsync(self._file.fileno())
+
   def close(self) -> None:
+    self.flush(fsync=True)
     self._file.close()
 
 

@@ -246,6 +246,7 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
         step = int(state.step)
         stopping = _any_process(bool(stop)) and step < config.num_steps
         if step % every == 0 or step == config.num_steps or stopping:
+          files.flush()  # the log up to `step` is on disk before its checkpoint
           ckpt.save(state, config)
         picture = primary and due(config.image_every, step)
         evaluate_now = evaluator is not None and due(config.eval_every, step)

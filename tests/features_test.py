@@ -1,9 +1,12 @@
 """Feature extractors: the shipped digits classifier, its training code, and
 the FID Inception network's architecture, converter and loader."""
 
+import hashlib
 import importlib.util
+import json
 import os
 import shutil
+from unittest import mock
 
 from absl.testing import absltest
 from flax import traverse_util
@@ -16,8 +19,6 @@ from gan_jax.features import classifier
 from gan_jax.features import inception_v3
 from gan_jax.metrics import reference
 
-DIGITS_SHA256 = ('91b698e55da486e51182cc16944af3c751b577e96549e1c89d74e13c8d38'
-                 'c7bd')
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -67,12 +68,57 @@ class DigitsClassifierTest(absltest.TestCase):
     cls.test_x, cls.test_y = reference.digits('test')
 
   def test_shipped_weights_hash(self):
+    # The package's pin is the hash of the file it ships (computed here
+    # independently of gan_jax), the JSON beside it agrees, and the loaded
+    # extractor reports it.
     path = os.path.join(features.WEIGHTS_DIR, 'digits_classifier.msgpack')
-    meta = features.read_metadata(path)
-    self.assertEqual(features.sha256_file(path), DIGITS_SHA256)
-    self.assertEqual(meta['sha256'], DIGITS_SHA256)
-    self.assertEqual(self.extractor.weights_sha256, DIGITS_SHA256)
+    with open(path, 'rb') as f:
+      digest = hashlib.sha256(f.read()).hexdigest()
+    self.assertEqual(features.SHIPPED_SHA256, {
+        'digits_classifier.msgpack': digest})
+    self.assertEqual(features.pinned_sha256(path), digest)
+    self.assertEqual(features.read_metadata(path)['sha256'], digest)
+    self.assertEqual(self.extractor.weights_sha256, digest)
     self.assertLess(os.path.getsize(path), 1 << 20)
+
+  def _changed_copy(self):
+    """A directory with a copy of the shipped weights and their JSON, four
+    bytes of the weights changed; (directory, weights path)."""
+    tmp = self.create_tempdir().full_path
+    for ext in ('.msgpack', '.json'):
+      shutil.copy(os.path.join(features.WEIGHTS_DIR, 'digits_classifier' + ext),
+                  os.path.join(tmp, 'digits_classifier' + ext))
+    path = os.path.join(tmp, 'digits_classifier.msgpack')
+    with open(path, 'r+b') as f:
+      f.seek(-4, os.SEEK_END)
+      f.write(b'\x00\x01\x02\x03')
+    return tmp, path
+
+  def test_modified_shipped_weights_are_refused_by_the_pin(self):
+    # A changed copy in the shipped place, with its JSON rewritten to match:
+    # the metadata check alone would pass it, the pin does not.
+    tmp, path = self._changed_copy()
+    found = features.sha256_file(path)
+    meta = features.read_metadata(path)
+    with open(os.path.join(tmp, 'digits_classifier.json'), 'w') as f:
+      json.dump({**meta, 'sha256': found}, f)
+    pinned = features.SHIPPED_SHA256['digits_classifier.msgpack']
+    self.assertEqual(features.get('digits_classifier', path).weights_sha256,
+                     found)  # elsewhere, only the metadata is checked
+    with mock.patch.object(features, 'WEIGHTS_DIR', tmp):
+      with self.assertRaises(features.FeatureError) as cm:
+        features.get('digits_classifier')
+    self.assertEqual(
+        str(cm.exception),
+        f'digits_classifier: {path} has SHA-256 {found}, but gan_jax pins '
+        f'{pinned}; the weights were changed or corrupted')
+    # Through the evaluator (what gan_jax.evaluate and gan_jax.main call),
+    # the same one line, as the error both print with exit status 2.
+    from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
+    with mock.patch.object(features, 'WEIGHTS_DIR', tmp):
+      with self.assertRaises(evaluation.EvaluationError) as cm2:
+        evaluation.Evaluator('digits', metrics=('fid',))
+    self.assertEqual(str(cm2.exception), str(cm.exception))
 
   def test_held_out_accuracy(self):
     feats, logits = self.extractor.extract(self.test_x)
@@ -102,14 +148,7 @@ class DigitsClassifierTest(absltest.TestCase):
                      [:5].tolist())
 
   def test_changed_weights_are_refused(self):
-    tmp = self.create_tempdir().full_path
-    for ext in ('.msgpack', '.json'):
-      shutil.copy(os.path.join(features.WEIGHTS_DIR, 'digits_classifier' + ext),
-                  os.path.join(tmp, 'digits_classifier' + ext))
-    path = os.path.join(tmp, 'digits_classifier.msgpack')
-    with open(path, 'r+b') as f:
-      f.seek(-4, os.SEEK_END)
-      f.write(b'\x00\x01\x02\x03')
+    _, path = self._changed_copy()
     with self.assertRaisesRegex(features.FeatureError,
                                 'changed or corrupted$'):
       features.get('digits_classifier', path)

@@ -69,11 +69,15 @@ class DivergingRunTest(absltest.TestCase):
     self.assertEqual(int(state['step']), good)
     for leaf in jax.tree.leaves(state):
       self.assertTrue(np.all(np.isfinite(leaf)))
-    # metrics.jsonl ends with the chunk that diverged; no samples are written.
-    records = [json.loads(l) for l in open(os.path.join(workdir,
-                                                        'metrics.jsonl'))]
+    # metrics.jsonl ends with the chunk that diverged, in strict JSON: the
+    # non-finite mean is null and named in `nonfinite`; no samples are written.
+    def strict(token):
+      raise ValueError(f'bare {token} in metrics.jsonl')
+    records = [json.loads(l, parse_constant=strict)
+               for l in open(os.path.join(workdir, 'metrics.jsonl'))]
     self.assertEqual(records[-1]['step'], (step + 9) // 10 * 10)
-    self.assertFalse(np.isfinite(records[-1][metric]))
+    self.assertIsNone(records[-1][metric])
+    self.assertIn(records[-1]['nonfinite'][metric], ('nan', 'inf', '-inf'))
     self.assertFalse(os.path.exists(os.path.join(workdir, 'samples.npy')))
 
     # The same command resumes from the good checkpoint, meets the same

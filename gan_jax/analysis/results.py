@@ -26,11 +26,13 @@ import io
 import json
 import math
 import os
+import sys
 from typing import Optional, Sequence
 
 import numpy as np
 
 from gan_jax import fileio
+from gan_jax import logging_utils
 from gan_jax.config import Config
 
 DONE = 'DONE'
@@ -105,13 +107,18 @@ def load_rows(sweep_dir: str) -> list[dict]:
 
 
 def load_logs(sweep_dir: str, name: str) -> list[list[dict]]:
-  """Per-seed training logs of configuration `name` (from its metrics.jsonl)."""
+  """Per-seed training logs of configuration `name` (from its metrics.jsonl,
+  read with `logging_utils.read_metrics`: non-finite values come back as
+  floats; damaged lines are left out with a warning on stderr)."""
+  path = os.path.join(sweep_dir, name, 'metrics.jsonl')
+  records, damaged = logging_utils.read_metrics(path)
+  if damaged:
+    print(f'warning: {len(damaged)} damaged line(s) of {path} left out',
+          file=sys.stderr, flush=True)
   by_seed: dict[int, list[dict]] = {}
-  with open(os.path.join(sweep_dir, name, 'metrics.jsonl')) as f:
-    for line in f:
-      record = json.loads(line)
-      if not record.get('final'):
-        by_seed.setdefault(record['seed'], []).append(record)
+  for record in records:
+    if not record.get('final'):
+      by_seed.setdefault(record['seed'], []).append(record)
   return [by_seed[s] for s in sorted(by_seed)]
 
 

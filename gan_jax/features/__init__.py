@@ -14,6 +14,13 @@ fixed-size batches (the last one padded), so any N compiles once.
 Every extractor carries `weights_sha256`, the SHA-256 of its weights file,
 which every metric result records beside the extractor's name. Nothing is
 ever downloaded.
+
+Weights are checked when loaded: a weights file that gan_jax ships (in
+`WEIGHTS_DIR`) against the SHA-256 pinned here, in `SHIPPED_SHA256`, so a
+changed or damaged copy cannot pass with a JSON rewritten beside it; any
+weights file against the SHA-256 in the JSON beside it. A mismatch is a
+`FeatureError` naming the file, the expected and the found hash (the
+commands print it as one line and exit with status 2).
 """
 
 from __future__ import annotations
@@ -28,6 +35,12 @@ import numpy as np
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), 'weights')
 
+# The SHA-256 of every weights file shipped in `WEIGHTS_DIR`, by file name.
+SHIPPED_SHA256 = {
+    'digits_classifier.msgpack':
+        '91b698e55da486e51182cc16944af3c751b577e96549e1c89d74e13c8d38c7bd',
+}
+
 
 class FeatureError(ValueError):
   """Unknown extractor, or weights that are missing or do not match."""
@@ -39,6 +52,30 @@ def sha256_file(path: str) -> str:
     for block in iter(lambda: f.read(1 << 20), b''):
       h.update(block)
   return h.hexdigest()
+
+
+def pinned_sha256(path: str) -> Optional[str]:
+  """The SHA-256 pinned for `path` if it is a weights file gan_jax ships
+  (`SHIPPED_SHA256`, in `WEIGHTS_DIR`), else None."""
+  shipped = os.path.realpath(os.path.join(WEIGHTS_DIR, os.path.basename(path)))
+  if os.path.realpath(path) != shipped:
+    return None
+  return SHIPPED_SHA256.get(os.path.basename(path))
+
+
+def verify_weights(name: str, path: str, recorded: Optional[str]) -> str:
+  """The SHA-256 of the weights file `path` of extractor `name`, checked
+  against the pinned one (`pinned_sha256`) and against `recorded` (the one
+  in its metadata); FeatureError naming the file, the expected and the found
+  hash if either differs."""
+  found = sha256_file(path)
+  for expected, source in ((pinned_sha256(path), 'gan_jax pins'),
+                           (recorded, 'its metadata records')):
+    if expected is not None and found != expected:
+      raise FeatureError(
+          f'{name}: {path} has SHA-256 {found}, but {source} {expected}; '
+          'the weights were changed or corrupted')
+  return found
 
 
 @dataclasses.dataclass(frozen=True)

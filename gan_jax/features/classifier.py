@@ -144,7 +144,8 @@ def save(path: str, params, metadata: dict) -> dict:
 
 def load_extractor(name: str, path: str):
   """The `Extractor` of classifier weights at `path`, hash-checked against
-  the SHA-256 in the JSON beside them."""
+  the SHA-256 gan_jax pins for the weights it ships
+  (`features.SHIPPED_SHA256`), and against the one in the JSON beside them."""
   from flax import serialization  # pylint: disable=g-import-not-at-top
   from gan_jax import features  # pylint: disable=g-import-not-at-top
   dataset = name.split('_')[0]
@@ -157,11 +158,7 @@ def load_extractor(name: str, path: str):
     raise features.FeatureError(
         f'{name}: {os.path.splitext(path)[0]}.json (image size, classes, '
         'SHA-256) is missing beside the weights')
-  digest = features.sha256_file(path)
-  if digest != meta['sha256']:
-    raise features.FeatureError(
-        f'{name}: {path} has SHA-256 {digest}, but its metadata records '
-        f'{meta["sha256"]}; the weights were changed or corrupted')
+  digest = features.verify_weights(name, path, meta.get('sha256', ''))
   with open(path, 'rb') as f:
     params = serialization.msgpack_restore(f.read())
   model = Classifier(num_classes=meta['num_classes'])

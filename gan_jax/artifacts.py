@@ -31,6 +31,7 @@ import numpy as np
 
 from gan_jax import fileio
 from gan_jax import logging_utils
+from gan_jax import workdir_lock
 from gan_jax.config import Config
 
 
@@ -133,6 +134,7 @@ class RunFiles:
     """One chunk's records, one per seed (one for one run)."""
     if self._metrics is None:
       return
+    workdir_lock.check(self.workdir)  # removed under the run: stop here
     for seed, record in zip(self._seeds or [None], records):
       self._metrics.write(record if seed is None else {'seed': seed, **record})
     if self._tensorboard is not None:

@@ -48,6 +48,11 @@ _LAYER_WIDTHS = cf.Check(lambda ws: len(ws) > 0 and all(w > 0 for w in ws),
 _FEATURE_WIDTH = cf.Check(lambda v: v >= 0, "must be positive, or 0 for the "
                           "model's default width")
 
+# Seeds become `jax.random.PRNGKey(seed)`, which keeps 32 bits of them (a
+# larger seed would silently be another run's). Members of a multi-seed run
+# count up from --seed, so `gan_jax.seeds` holds the last one to it as well.
+SEED_LIMIT = cf.Limit(2**32, 'jax.random.PRNGKey keeps 32 bits of a seed')
+
 # Written into config.json beside the fields by runs of several seeds
 # (gan_jax.seeds, gan_jax.sweep): how many, and which. Not part of a Config.
 MEMBER_KEYS = ('num_seeds', 'seeds')
@@ -107,7 +112,8 @@ class Config:
   consensus_weight: float = cf.field(
       10.0, 'gamma of --update=consensus: both players add gamma/2 '
       '||joint gradient||^2.', check=cf.POSITIVE)
-  seed: int = cf.field(0, 'Random seed.', check=cf.NON_NEGATIVE)
+  seed: int = cf.field(0, 'Random seed.', check=cf.NON_NEGATIVE,
+                       limit=SEED_LIMIT)
   log_every: int = cf.field(
       500, 'Steps per compiled scan chunk and per log line.',
       check=cf.POSITIVE)
@@ -204,9 +210,10 @@ class Config:
 
     The one reader of a saved configuration. A field the file lacks (written
     before the field existed) takes its default; a field this version does
-    not know, a value of the wrong type, unreadable JSON or a missing file is
-    a one-line `ConfigError`. `MEMBER_KEYS`, which runs of several seeds
-    write beside the fields, are not part of the `Config`. `workdir` is the
+    not know, a value of the wrong type, text that is not JSON (or not UTF-8)
+    or a missing file is a one-line `ConfigError`; a file that cannot be read
+    (an I/O error) raises the OSError. `MEMBER_KEYS`, which runs of several
+    seeds write beside the fields, are not part of the `Config`. `workdir` is the
     directory it was read from, wherever the run was moved.
     """
     path = os.path.join(workdir, 'config.json')
@@ -216,7 +223,7 @@ class Config:
     try:
       with open(path, encoding='utf-8') as f:
         saved = json.load(f)
-    except (OSError, ValueError) as e:
+    except ValueError as e:
       raise ConfigError(f'{path} is not readable JSON: '
                         f'{str(e).splitlines()[0]}') from None
     if not isinstance(saved, dict):
@@ -323,7 +330,8 @@ def _check_workdir(workdir: str) -> None:
 
   `os.access` alone is not enough (it says yes to root everywhere but on
   read-only file systems), so the nearest existing ancestor is probed by
-  creating and removing an empty temporary directory in it.
+  creating and removing an empty temporary directory in it. A symbolic link
+  on the way that points nowhere could not be created through.
   """
   if not workdir:
     raise ConfigError('--workdir must name a directory for the run artifacts')
@@ -331,6 +339,10 @@ def _check_workdir(workdir: str) -> None:
     raise ConfigError(f'--workdir={workdir} is a file, not a directory')
   ancestor = os.path.abspath(workdir)
   while not os.path.exists(ancestor):
+    if os.path.islink(ancestor):
+      raise ConfigError(f'--workdir={workdir} cannot be created: {ancestor} '
+                        f'is a symbolic link to {os.readlink(ancestor)}, '
+                        'which does not exist')
     ancestor = os.path.dirname(ancestor)
   if not os.path.isdir(ancestor):
     raise ConfigError(f'--workdir={workdir} cannot be created: {ancestor} is a '

@@ -10,9 +10,11 @@ frozen dataclass of such fields (`gan_jax.config.Config`) come:
   * `from_flags`: the field values of parsed flags.
   * `from_json`: the field values of a saved config.json, each checked
     against its field's type (JSON lists become tuples).
-  * `check_fields`: each field's choices and check, with one-line errors
-    that read `--NAME=VALUE must ...` or `--NAME='x' is not a known NOUN;
-    valid: ...`.
+  * `check_fields`: each field's choices, what its type requires (a float
+    is finite; an integer is below its `Limit`, by default `INT32`: step
+    counters and array sizes are int32 in JAX) and its own check, with
+    one-line errors that read `--NAME=VALUE must ...` or `--NAME='x' is not a
+    known NOUN; valid: ...`.
 
 Choices are a function, called only when they are needed (help text,
 validation), so a registry filled after import is seen.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import typing
 from typing import Any, Callable, Optional
 
@@ -45,6 +48,22 @@ NON_NEGATIVE = Check(lambda v: v >= 0, 'must be >= 0')
 AT_LEAST_ONE = Check(lambda v: v >= 1, 'must be at least 1')
 IN_UNIT_RANGE = Check(lambda v: 0.0 <= v < 1.0, 'must lie in [0, 1)')
 
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+  """The bound an integer field (each item of a list) must stay below."""
+  bound: int
+  reason: str
+
+  def __str__(self) -> str:
+    exponent = self.bound.bit_length() - 1
+    shown = (f'2**{exponent} = {self.bound}' if self.bound == 1 << exponent
+             else str(self.bound))
+    return f'must be below {shown} ({self.reason})'
+
+
+INT32 = Limit(2**31, 'step counters and array sizes are int32 in JAX')
+
 CHOICES = '{choices}'  # in help text: replaced by the valid choices
 _AS_FIELD = object()  # the flag's default is the field's
 
@@ -52,7 +71,7 @@ _AS_FIELD = object()  # the flag's default is the field's
 def field(default: Any, help: str, *,  # pylint: disable=redefined-builtin
           choices: Optional[Callable[[], Any]] = None,
           noun: Optional[str] = None, check: Optional[Check] = None,
-          flag_default: Any = _AS_FIELD) -> Any:
+          flag_default: Any = _AS_FIELD, limit: Limit = INT32) -> Any:
   """A dataclass field with its flag help, choices and check.
 
   Args:
@@ -63,10 +82,12 @@ def field(default: Any, help: str, *,  # pylint: disable=redefined-builtin
     check: a condition the value must meet.
     flag_default: the flag's default, when it is not the field's (None: the
       flag shows no default and, left unset, gives the field's).
+    limit: what an integer field (each item of a list of them) must stay
+      below; float fields must be finite, whatever their check.
   """
   return dataclasses.field(default=default, metadata={
       'help': help, 'choices': choices, 'noun': noun, 'check': check,
-      'flag_default': flag_default})
+      'flag_default': flag_default, 'limit': limit})
 
 
 def text(value: Any) -> str:
@@ -174,8 +195,19 @@ def from_json(cls: type, saved: dict[str, Any]) -> dict[str, Any]:
           for name, value in saved.items() if name in kinds}
 
 
+def _check_number(name: str, value: Any, kind: _Kind, limit: Limit) -> None:
+  """A float must be finite, an integer below `limit` (each item of a list)."""
+  items = value if kind.is_tuple else (value,)
+  if kind.item is float and not all(map(math.isfinite, items)):
+    raise ConfigError(f'--{name}={text(value)} must be a finite number')
+  if kind.item is int and any(v >= limit.bound for v in items):
+    raise ConfigError(f'--{name}={text(value)} {limit}')
+
+
 def check_fields(instance: Any) -> None:
-  """Each field's choices (each item's, for a tuple) and check, in order."""
+  """Each field's choices (each item's, for a tuple), what its type requires
+  (`_check_number`) and its check, in order."""
+  kinds = _kinds(type(instance))
   for f in dataclasses.fields(instance):
     name, meta, value = f.name, f.metadata, getattr(instance, f.name)
     if meta.get('choices') is not None:
@@ -187,6 +219,7 @@ def check_fields(instance: Any) -> None:
           raise ConfigError(f'{where} is not a known '
                             f'{meta.get("noun") or name}; valid: '
                             f'{", ".join(valid)}')
+    _check_number(name, value, kinds[name], meta.get('limit') or INT32)
     check = meta.get('check')
     if check is not None and not check.holds(value):
       raise ConfigError(f'--{name}={text(value)} {check.requirement}')

@@ -10,7 +10,10 @@ DIR/eval.json and prints a table. Reference statistics are cached per
     python -m gan_jax.evaluate --workdir=runs/digits_hinge --metrics=fid,kid,pr,dc --split=test
 
 Bad input (a missing workdir or file, an unknown metric, extractor or split,
-samples of the wrong shape) prints one line and exits with status 2.
+samples of the wrong shape) prints one line and exits with status 2; a file
+that cannot be read or written (an I/O error) exits with status 74, and an
+internal error with status 70 and its traceback in DIR/crash.log (the exit
+statuses of `gan_jax.cli`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 from gan_jax import cli
 from gan_jax import fileio
-from gan_jax.config import Config, ConfigError
+from gan_jax.config import Config
 
 flags.DEFINE_string('workdir', None, 'A finished run\'s directory (holding '
                     'config.json and samples.npy).')
@@ -60,7 +63,11 @@ def _table(result: dict) -> str:
 
 def main(argv):
   cli.no_positional_arguments(argv)
-  workdir = FLAGS.workdir
+  with cli.Failures(FLAGS.workdir):  # crash.log goes to the run's workdir
+    _evaluate(FLAGS.workdir)
+
+
+def _evaluate(workdir: str) -> None:
   if not workdir:
     cli.usage_error('--workdir must name a finished run\'s directory')
   if not os.path.isdir(workdir):
@@ -74,13 +81,10 @@ def main(argv):
   for name in ('kid_subsets', 'kid_subset_size'):
     if getattr(FLAGS, name) < 1 + (name == 'kid_subset_size'):
       cli.usage_error(f'--{name}={getattr(FLAGS, name)} is too small')
-  try:
-    config = Config.load(workdir)
-  except ConfigError as e:
-    cli.usage_error(str(e))
+  config = Config.load(workdir)  # a ConfigError is bad input: status 2
   try:
     samples = np.load(os.path.join(workdir, 'samples.npy'))
-  except (OSError, ValueError) as e:
+  except ValueError as e:
     cli.usage_error(f'{workdir}/samples.npy cannot be read: {e}')
   if FLAGS.num_samples:
     samples = samples[:FLAGS.num_samples]

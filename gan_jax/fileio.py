@@ -47,9 +47,11 @@ def atomic_path(path: str) -> Iterator[str]:
     yield tmp
     _fsync(tmp)
     os.replace(tmp, path)
-  except BaseException:
+  except BaseException as e:
     with contextlib.suppress(OSError):
       os.remove(tmp)
+    if isinstance(e, OSError) and e.filename is None:
+      e.filename = path  # a failed write() names no file: name the target
     raise
 
 

@@ -8,10 +8,13 @@ with status 2 before anything is written.
 (`gan_jax.seeds`), split over the devices (on a CPU host `--cpu_devices`,
 default one per core); its artifacts have a leading seed axis.
 
-Exit status: 0 done, or stopped by SIGTERM/Ctrl-C after writing a checkpoint
-(the last line says how to resume); 1 a loss or parameter became NaN/Inf (the
-last good checkpoint is kept); 2 bad input, including a workdir whose
-checkpoint belongs to a different configuration.
+Exit status (`gan_jax.cli`; README, "Exit statuses"): 0 done, or stopped by
+SIGTERM/Ctrl-C after writing a checkpoint (the last line says how to resume);
+1 a loss or parameter became NaN/Inf (the last good checkpoint is kept); 2 bad
+input, including a workdir another run holds or whose checkpoint belongs to a
+different configuration (nothing written); 74 an I/O failure (disk full, the
+workdir removed, unreadable data), one line naming the path and the cause; 70
+an internal error, its traceback in WORKDIR/crash.log.
 
 Multi-host: `--multihost` runs `jax.distributed.initialize()` before anything
 else; the coordinator is found from the cluster environment (SLURM, Open MPI,
@@ -44,40 +47,37 @@ flags.DEFINE_integer('process_id', None, 'With --multihost: this process\'s '
 
 
 def main(argv: list[str]) -> None:
-  # Library warnings (orbax's notes on its options) are not for the user;
-  # problems this program finds are printed as one line of its own.
-  logging.set_verbosity(logging.ERROR)
+  # Library logs (orbax's notes on its options, its own report of a failed
+  # write) are not for the user: every failure is one line of this program's.
+  logging.set_verbosity(logging.FATAL)
   cli.no_positional_arguments(argv)
-  try:
+  with cli.Failures() as failures:
     parallel.configure_cpu_devices(flags.FLAGS.cpu_devices,
                                    flags.FLAGS.num_seeds > 1)
     config = config_lib.from_flags()
     seeds_lib.check(config, flags.FLAGS.num_seeds)
-  except config_lib.ConfigError as e:
-    cli.usage_error(str(e))
-  # JAX is imported only now: bad flags fail fast, before backends start.
-  from gan_jax import train  # pylint: disable=g-import-not-at-top
-  if config.multihost:
-    parallel.initialize(flags.FLAGS.coordinator_address,
-                        flags.FLAGS.num_processes, flags.FLAGS.process_id)
-  if flags.FLAGS.num_seeds > 1:
-    finals = seeds_lib.run(config, flags.FLAGS.num_seeds)
-    print(seeds_lib.summary(config, finals), flush=True)
-    return
-  try:
-    final = train.run(config)
-  except config_lib.ConfigError as e:
-    cli.usage_error(str(e))
-  except train.TrainingDiverged as e:
-    print(f'error: {e}', file=sys.stderr, flush=True)
-    sys.exit(1)
-  except train.Preempted as e:
+    failures.workdir = config.workdir
+    # JAX is imported only now: bad flags fail fast, before backends start.
+    from gan_jax import train  # pylint: disable=g-import-not-at-top
+    if config.multihost:
+      parallel.initialize(flags.FLAGS.coordinator_address,
+                          flags.FLAGS.num_processes, flags.FLAGS.process_id)
+    if flags.FLAGS.num_seeds > 1:
+      finals = seeds_lib.run(config, flags.FLAGS.num_seeds)
+      print(seeds_lib.summary(config, finals), flush=True)
+      return
+    try:
+      final = train.run(config)
+    except train.TrainingDiverged as e:
+      cli.fail(str(e), cli.EXIT_DIVERGED)
+    except train.Preempted as e:
+      if parallel.is_primary():
+        command = shlex.join([sys.executable, '-m', 'gan_jax.main',
+                              *sys.argv[1:]])
+        print(f'{e}; resume with the same command: {command}', flush=True)
+      sys.exit(cli.EXIT_DONE)
     if parallel.is_primary():
-      command = shlex.join([sys.executable, '-m', 'gan_jax.main', *sys.argv[1:]])
-      print(f'{e}; resume with the same command: {command}', flush=True)
-    sys.exit(0)
-  if parallel.is_primary():
-    print(train.summary(config, final), flush=True)
+      print(train.summary(config, final), flush=True)
 
 
 if __name__ == '__main__':

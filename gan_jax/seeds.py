@@ -63,8 +63,10 @@ import optax
 from absl import flags
 
 from gan_jax import artifacts
+from gan_jax import config as config_lib
 from gan_jax import loop
 from gan_jax import parallel
+from gan_jax import workdir_lock
 from gan_jax.config import Config, ConfigError
 from gan_jax.state import GANState
 from gan_jax.steps import scheme_optimizer
@@ -99,6 +101,10 @@ def check(config: Config, num_seeds: int) -> None:
   """Raises ConfigError (one line) for options a multi-seed run cannot honour."""
   if num_seeds < 1:
     raise ConfigError(f'--num_seeds={num_seeds} must be at least 1')
+  last = config.seed + num_seeds - 1
+  if num_seeds > 1 and last >= config_lib.SEED_LIMIT.bound:
+    raise ConfigError(f'--seed={config.seed} --num_seeds={num_seeds} reach '
+                      f'seed {last}, which {config_lib.SEED_LIMIT}')
   if num_seeds == 1:
     return
   refused = []
@@ -254,14 +260,17 @@ def write(config: Config, result: Result,
 
 def run(config: Config, num_seeds: int, out=sys.stdout) -> list[dict]:
   """`gan_jax.main --num_seeds=S`: S seeds in one program; returns the finals
-  and writes their artifacts (`write`) to `config.workdir`."""
+  and writes their artifacts (`write`) to `config.workdir`, holding its lock
+  (`gan_jax.workdir_lock`) from the start."""
   check(config, num_seeds)
-  configs = member_configs(config, num_seeds)
-  print(f'training {config.loss} on {config.dataset} for {config.num_steps} '
-        f'steps, seeds {configs[0].seed}..{configs[-1].seed} vmapped in one '
-        f'program (chunks of {config.log_every})', file=out, flush=True)
-  result = train_members(configs, out=out)
-  write(config, result)
+  with workdir_lock.hold(config.workdir):
+    configs = member_configs(config, num_seeds)
+    print(f'training {config.loss} on {config.dataset} for '
+          f'{config.num_steps} steps, seeds {configs[0].seed}..'
+          f'{configs[-1].seed} vmapped in one program (chunks of '
+          f'{config.log_every})', file=out, flush=True)
+    result = train_members(configs, out=out)
+    write(config, result)
   return result.finals
 
 

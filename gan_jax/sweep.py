@@ -60,6 +60,7 @@ from gan_jax import fileio
 from gan_jax import parallel
 from gan_jax.analysis import results as results_lib
 from gan_jax import seeds as seeds_lib
+from gan_jax import workdir_lock
 from gan_jax.config import Config, ConfigError
 
 config_lib.define_flags()
@@ -212,22 +213,41 @@ def run_sweep(grid: Sequence[tuple[str, list[str]]], base: Config,
   for _, config in points:
     seeds_lib.check(config, num_seeds if num_seeds > 1 else 2)
   names = [point_name(p) for p, _ in points]
-  manifest = _manifest(grid, base, num_seeds, names)
-  manifest_path = os.path.join(sweep_dir, 'sweep.json')
-  if os.path.isfile(manifest_path):
-    with open(manifest_path) as f:
-      previous = json.load(f)
-    # A base field the manifest lacks (written before the field existed)
-    # counts as its default, which is what that sweep computed with.
-    defaults = _manifest(grid, Config(), num_seeds, names)['base']
-    previous['base'] = {**defaults, **previous.get('base', {})}
+  with workdir_lock.hold(sweep_dir):
+    _check_manifest(sweep_dir, _manifest(grid, base, num_seeds, names),
+                    _manifest(grid, Config(), num_seeds, names)['base'])
+    return _run_programs(points, names, sweep_dir, num_seeds, max_runs,
+                         batch_hyperparams, out, figures)
+
+
+def _check_manifest(sweep_dir: str, manifest: dict, defaults: dict) -> None:
+  """Writes sweep.json, or checks that the one there describes this sweep.
+
+  A base field the saved manifest lacks (written before the field existed)
+  counts as its default (`defaults`), which is what that sweep computed with.
+  """
+  path = os.path.join(sweep_dir, 'sweep.json')
+  if os.path.isfile(path):
+    try:
+      with open(path, encoding='utf-8') as f:
+        previous = json.load(f)
+      previous['base'] = {**defaults, **previous.get('base', {})}
+    except (ValueError, TypeError, AttributeError) as e:
+      raise ConfigError(f'{path} is not a sweep manifest ('
+                        f'{str(e).splitlines()[0]}); use a new --workdir'
+                        ) from None
     if previous != manifest:
       changed = [k for k in manifest if previous.get(k) != manifest[k]]
       raise ConfigError(f'--workdir={sweep_dir} holds a different sweep '
                         f'(its {", ".join(changed)} differ); use a new '
                         '--workdir or the same flags')
-  os.makedirs(sweep_dir, exist_ok=True)
-  fileio.atomic_write(manifest_path, json.dumps(manifest, indent=1) + '\n')
+  fileio.atomic_write(path, json.dumps(manifest, indent=1) + '\n')
+
+
+def _run_programs(points, names, sweep_dir, num_seeds, max_runs,
+                  batch_hyperparams, out, figures) -> SweepReport:
+  """The configurations not yet DONE, program by program; then the tables
+  and figures."""
   pending = [i for i, name in enumerate(names)
              if not results_lib.is_done(os.path.join(sweep_dir, name))]
   skipped = [n for i, n in enumerate(names) if i not in pending]
@@ -269,10 +289,11 @@ def run_sweep(grid: Sequence[tuple[str, list[str]]], base: Config,
 
 
 def main(argv: list[str]) -> None:
-  # Library notes (backends not found, orbax options) are not for the user.
-  logging.set_verbosity(logging.ERROR)
+  # Library logs (backends not found, orbax options, orbax's own report of a
+  # failed write) are not for the user: every failure is one line of ours.
+  logging.set_verbosity(logging.FATAL)
   cli.no_positional_arguments(argv)
-  try:
+  with cli.Failures() as failures:
     # Every program of a sweep may hold several members (seeds, or
     # configurations batched together): split them over the cores.
     parallel.configure_cpu_devices(FLAGS.cpu_devices, multi_member=True)
@@ -285,10 +306,9 @@ def main(argv: list[str]) -> None:
     if not FLAGS['workdir'].present and not FLAGS.workdir:
       FLAGS.workdir = os.path.join('runs', 'sweeps', 'sweep')
     base = config_lib.from_flags()
+    failures.workdir = base.workdir
     report = run_sweep(grid, base, FLAGS.num_seeds,
                        FLAGS.max_runs_per_program, FLAGS.batch_hyperparams)
-  except ConfigError as e:
-    cli.usage_error(str(e))
   print(f'{len(report.computed)} configurations computed in '
         f'{len(report.programs)} programs, {len(report.skipped)} skipped; '
         f'results in {os.path.join(base.workdir, "results.md")}', flush=True)

@@ -35,6 +35,7 @@ from gan_jax import models as models_lib
 from gan_jax import parallel
 from gan_jax import regularizers
 from gan_jax import steps as steps_lib
+from gan_jax import workdir_lock
 from gan_jax.config import Config, ConfigError
 from gan_jax.data.images import StreamingImages
 from gan_jax.game import Game
@@ -194,14 +195,17 @@ def run(config: Config, out=sys.stdout, err=sys.stderr) -> dict:
   is raised and the newest checkpoint is the last good state.
 
   The batch is split over every device (`gan_jax.parallel`); in a multi-process
-  run only process 0 prints and writes files.
+  run only process 0 prints and writes files. That process holds the
+  workdir's lock throughout (`gan_jax.workdir_lock`): a workdir another run
+  holds is refused with `WorkdirInUse`, a ConfigError, before anything is
+  read or written.
   """
   mesh = parallel.make_mesh()
   parallel.check_batch(config.batch_size, mesh.size)
   primary = parallel.is_primary()
   if not primary:
     out = err = None
-  with jax.set_mesh(mesh):
+  with jax.set_mesh(mesh), workdir_lock.hold(config.workdir, primary):
     return _run(config, parallel.Layout.one_run(mesh), primary, out, err)
 
 

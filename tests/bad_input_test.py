@@ -38,13 +38,35 @@ def _tree(path):
   return out
 
 
-def _flagfile(text):
-  with tempfile.NamedTemporaryFile('w', suffix='.cfg', delete=False) as f:
-    f.write(text)
-  return f.name
+class Symlink(str):
+  """A symbolic link to this text (formatted like the args) in SETUP."""
 
 
-# (name, args, the one line's expected text). {tmp} is a fresh empty directory.
+# What every BAD row finds in {tmp}, and nothing else must be there after.
+SETUP = {
+    'afile': '',
+    'bad.cfg': '--dataset=grid25\n--loss=vanilla\n',
+    'bytes.cfg': b'\xff\xfe--loss=hinge\n',
+    'outer.cfg': '# includes a flagfile that is not UTF-8\n'
+                 '--flagfile={tmp}/bytes.cfg\n',
+    'dangling': Symlink('{tmp}/nowhere'),
+}
+
+
+def _set_up(tmp):
+  for name, content in SETUP.items():
+    path = os.path.join(tmp, name)
+    if isinstance(content, Symlink):
+      os.symlink(content.format(tmp=tmp), path)
+    elif isinstance(content, bytes):
+      with open(path, 'wb') as f:
+        f.write(content)
+    else:
+      with open(path, 'w') as f:
+        f.write(content.format(tmp=tmp))
+
+
+# (name, args, the one line's expected text). {tmp} holds SETUP only.
 BAD = [
     ('unknown_loss', ['--loss=vanilla'], "--loss='vanilla' is not a known loss; valid: "),
     ('unknown_dataset', ['--dataset=moons'],
@@ -116,6 +138,37 @@ BAD = [
      'afile is a file, not a directory'),
     ('bad_value_in_flagfile', ['--flagfile={tmp}/bad.cfg'],
      "--loss='vanilla' is not a known loss"),
+    ('seed_beyond_prng_key', ['--seed=99999999999999999999'],
+     '--seed=99999999999999999999 must be below 2**32 = 4294967296 '
+     '(jax.random.PRNGKey keeps 32 bits of a seed)'),
+    ('member_seeds_beyond_prng_key', ['--seed=4294967295', '--num_seeds=2'],
+     '--seed=4294967295 --num_seeds=2 reach seed 4294967296, which must be '
+     'below 2**32'),
+    ('flagfile_not_utf8', ['--flagfile={tmp}/bytes.cfg'],
+     'bytes.cfg is not UTF-8 text: byte 0xff at offset 0'),
+    ('nested_flagfile_not_utf8', ['--flagfile', '{tmp}/outer.cfg'],
+     'bytes.cfg is not UTF-8 text: byte 0xff at offset 0'),
+    ('workdir_dangling_symlink', ['--workdir={tmp}/dangling'],
+     'dangling is a symbolic link to '),
+    ('workdir_under_dangling_symlink', ['--workdir={tmp}/dangling/run'],
+     'cannot be created: '),
+    ('infinite_g_lr', ['--g_lr=inf'], '--g_lr=inf must be a finite number'),
+    ('overflowing_d_lr', ['--d_lr=1e400'],
+     '--d_lr=inf must be a finite number'),
+    ('nan_reg_weight', ['--reg=r1', '--reg_weight=nan'],
+     '--reg_weight=nan must be a finite number'),
+    ('nan_beta', ['--beta2=nan'], '--beta2=nan must be a finite number'),
+    ('num_steps_not_an_integer', ['--num_steps=1e23'],
+     'flag --num_steps=1e23: invalid literal for int()'),
+    ('num_steps_beyond_int32', ['--num_steps=2147483648'],
+     '--num_steps=2147483648 must be below 2**31 = 2147483648 (step counters '
+     'and array sizes are int32 in JAX)'),
+    ('huge_num_steps', ['--num_steps=100000000000000000000000'],
+     '--num_steps=100000000000000000000000 must be below 2**31'),
+    ('log_every_beyond_int32', ['--log_every=4294967296'],
+     '--log_every=4294967296 must be below 2**31'),
+    ('width_beyond_int32', ['--g_hidden=16,2147483648'],
+     '--g_hidden=16,2147483648 must be below 2**31'),
 ]
 
 
@@ -124,14 +177,7 @@ class BadInputTest(parameterized.TestCase):
   @parameterized.named_parameters(*BAD)
   def test_one_line_exit_2_nothing_written(self, args, expected):
     tmp = self.create_tempdir().full_path
-    setup = {}
-    if any('afile' in a for a in args):
-      setup['afile'] = ''
-    if any('bad.cfg' in a for a in args):
-      setup['bad.cfg'] = '--dataset=grid25\n--loss=vanilla\n'
-    for name, text in setup.items():
-      with open(os.path.join(tmp, name), 'w') as f:
-        f.write(text)
+    _set_up(tmp)
     args = [a.format(tmp=tmp) for a in args]
     workdir = os.path.join(tmp, 'run')
     if not any(a.startswith('--workdir') for a in args):
@@ -144,7 +190,7 @@ class BadInputTest(parameterized.TestCase):
     self.assertIn(expected, lines[0])
     self.assertNotIn('Traceback', proc.stderr)
     self.assertEqual(proc.stdout, '')
-    self.assertEqual(sorted(os.listdir(tmp)), sorted(setup))
+    self.assertEqual(sorted(os.listdir(tmp)), sorted(SETUP))
     self.assertFalse(os.path.exists('/proc/gan_jax_run'))
 
   def test_workdir_that_is_a_file(self):
@@ -174,6 +220,8 @@ class MalformedGridTest(parameterized.TestCase):
       ('bad_value', 'loss:hinge,vanilla',
        "--grid point loss=vanilla: --loss='vanilla' is not a known loss; "
        'valid: fgan_hellinger'),
+      ('infinite_value', 'g_lr:1e-4,inf',
+       '--grid point g_lr=inf: --g_lr=inf must be a finite number'),
   )
   def test_one_line_exit_2_nothing_written(self, grid, expected):
     tmp = self.create_tempdir().full_path

@@ -110,6 +110,57 @@ class FlagsTest(absltest.TestCase):
       self.assertNotIn('\n', str(cm.exception))
 
 
+class NumbersTest(absltest.TestCase):
+  """Floats are finite; integers fit where they go (int32, a PRNG seed)."""
+
+  def _error(self, cls, *argv):
+    tmp = self.create_tempdir().full_path
+    with self.assertRaises(ConfigError) as cm:
+      _parse(cls, [f'--workdir={tmp}/run', *argv])
+    return str(cm.exception)
+
+  def test_non_finite_floats_refused_whatever_their_check(self):
+    for flag, shown in [('--g_lr=inf', 'inf'), ('--d_lr=1e400', 'inf'),
+                        ('--beta1=nan', 'nan'), ('--reg_weight=nan', 'nan'),
+                        ('--d_weight_clip=-inf', '-inf')]:
+      name = flag.split('=')[0]
+      self.assertEqual(self._error(Config, flag),
+                       f'{name}={shown} must be a finite number')
+
+  def test_integers_below_their_limit(self):
+    int32 = ('must be below 2**31 = 2147483648 (step counters and array '
+             'sizes are int32 in JAX)')
+    self.assertEqual(self._error(Config, '--num_steps=2147483648'),
+                     f'--num_steps=2147483648 {int32}')
+    self.assertEqual(self._error(Config, '--d_hidden=8,2147483648'),
+                     f'--d_hidden=8,2147483648 {int32}')
+    self.assertEqual(self._error(Config, f'--seed={2**32}'),
+                     f'--seed={2**32} must be below 2**32 = 4294967296 '
+                     '(jax.random.PRNGKey keeps 32 bits of a seed)')
+    tmp = self.create_tempdir().full_path
+    config = _parse(Config, [f'--workdir={tmp}', f'--seed={2**32 - 1}',
+                             f'--num_steps={2**31 - 1}'])
+    self.assertEqual((config.seed, config.num_steps), (2**32 - 1, 2**31 - 1))
+
+  def test_a_field_declares_its_own_limit(self):
+
+    @dataclasses.dataclass(frozen=True)
+    class WithLayers(Config):
+      layers: int = cf.field(2, 'Layers.', check=cf.AT_LEAST_ONE,
+                             limit=cf.Limit(10, 'a layer index is a digit'))
+
+    self.assertEqual(self._error(WithLayers, '--layers=10'),
+                     '--layers=10 must be below 10 (a layer index is a digit)')
+
+  def test_saved_non_finite_value_refused(self):
+    workdir = self.create_tempdir().full_path
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      f.write('{"g_lr": NaN}')
+    with self.assertRaisesRegex(ConfigError, r'config.json: --g_lr=nan must '
+                                'be a finite number$'):
+      Config.load(workdir)
+
+
 class AddedFieldTest(absltest.TestCase):
   """A field declared once is a flag, a config.json key and checked."""
 

@@ -278,8 +278,7 @@ class ExistingCheckpointTest(parameterized.TestCase):
       ('other_loss_and_seed', ['--seed=5', '--loss=hinge'],
        'holds a checkpoint (step 20) of a different run: --loss='
        '"non_saturating" there vs "hinge" here; --seed=4 there vs 5 here; '
-       'only --num_steps may change on resume, so use a new --workdir or '
-       'the same flags'),
+       'on resume only --num_steps, --keep_checkpoints, '),
       ('fewer_steps', ['--seed=4', '--num_steps=10'],
        '--num_steps=10 is less than step 20 of the checkpoint'),
   )

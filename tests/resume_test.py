@@ -4,25 +4,36 @@ bit-identical to an uninterrupted run.
 
 Real processes, real files: the reference run and the interrupted one are
 `python -m gan_jax.main` subprocesses; the interrupted one is killed (SIGKILL,
-no chance to clean up) while starting up and between or during checkpoint
-writes, and preempted with SIGTERM and SIGINT, each time restarted with the
-same command. Compared bit for bit: samples.npy, every leaf of the final
-checkpoint's state (parameters, optimizer states, step, key), and every
-deterministic field of metrics.jsonl (each step exactly once).
+no chance to clean up) while starting up and between checkpoint writes,
+preempted with SIGTERM and SIGINT, and killed inside an orbax checkpoint
+write (held there by a pause, so the kill cannot miss it), each time
+restarted with the same command. A run is also resumed with every flag that
+may differ on resume changed (chunk length included), and the set of such
+flags is checked against every Config field and the README. Compared bit for bit:
+samples.npy, every leaf of the final checkpoint's state (parameters,
+optimizer states, step, key), and every deterministic field of metrics.jsonl
+(each step exactly once).
 """
 
+import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 from absl.testing import absltest
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from gan_jax import checkpoint
+from gan_jax import checkpoint_meta
+from gan_jax.config import Config
 
 import subprocess_env
 
@@ -37,12 +48,44 @@ TINY = [f'--num_steps={NUM_STEPS}', '--log_every=10', '--checkpoint_every=60',
 TIMING = ('steps_per_sec', 'elapsed_sec', 'train_seconds')
 
 
-def _command(workdir):
-  return [sys.executable, '-m', 'gan_jax.main', f'--workdir={workdir}', *TINY]
+# `python -m gan_jax.main` whose orbax pauses the write of checkpoint
+# $PAUSE_STEP where it is complete in its temporary directory and only the
+# rename to its step is left: it creates $PAUSE_MARKER and sleeps there, for
+# the test to kill it inside the write.
+PAUSED_WRITE = textwrap.dedent('''
+    import os, time
+    from absl import app
+    from orbax.checkpoint._src.path import atomicity
+    from gan_jax import cli, main
+
+    finalize = atomicity.AtomicRenameTemporaryPath.finalize
+
+    async def paused_finalize(self, *args, **kwargs):
+      if self.get_final().name == os.environ['PAUSE_STEP']:
+        open(os.environ['PAUSE_MARKER'], 'w').close()
+        time.sleep(600)
+      return await finalize(self, *args, **kwargs)
+
+    atomicity.AtomicRenameTemporaryPath.finalize = paused_finalize
+    app.run(main.main, flags_parser=cli.parse_flags)
+''')
 
 
-def _run_to_end(workdir):
-  proc = subprocess.run(_command(workdir), capture_output=True, text=True,
+def _flags(**changes):
+  """TINY with `changes` (flag name: value) in place of its values."""
+  flags = dict(flag[2:].split('=', 1) for flag in TINY)
+  flags.update({name: str(value) for name, value in changes.items()})
+  return [f'--{name}={value}' for name, value in flags.items()]
+
+
+def _command(workdir, **changes):
+  return [sys.executable, '-m', 'gan_jax.main', f'--workdir={workdir}',
+          *_flags(**changes)]
+
+
+def _run_to_end(workdir, **changes):
+  proc = subprocess.run(_command(workdir, **changes), capture_output=True,
+                        text=True,
                         env=subprocess_env.env(),
                         cwd=ROOT, timeout=300)
   assert proc.returncode == 0, proc.stderr
@@ -87,6 +130,30 @@ class ResumeTest(absltest.TestCase):
     cls.reference = os.path.join(tempfile.mkdtemp(), 'uninterrupted')
     _run_to_end(cls.reference)
 
+  def _assert_as_uninterrupted(self, workdir, metrics=True):
+    """Checks the samples, every array of the final state and (if `metrics`)
+    metrics.jsonl against the reference; returns (samples, metrics)."""
+    a = np.load(os.path.join(self.reference, 'samples.npy'))
+    b = np.load(os.path.join(workdir, 'samples.npy'))
+    self.assertEqual(a.shape, (300, 2))
+    self.assertTrue(np.array_equal(a, b))
+
+    ref_state, state = _final_state(self.reference), _final_state(workdir)
+    ref_leaves = jax.tree_util.tree_leaves_with_path(ref_state)
+    leaves = jax.tree_util.tree_leaves_with_path(state)
+    self.assertEqual([p for p, _ in ref_leaves], [p for p, _ in leaves])
+    self.assertGreater(len(leaves), 10)
+    for (path, x), (_, y) in zip(ref_leaves, leaves):
+      self.assertTrue(np.array_equal(x, y), jax.tree_util.keystr(path))
+    self.assertEqual(int(state['step']), NUM_STEPS)
+
+    records = _metrics(workdir)
+    if metrics:
+      steps = [r['step'] for r in records if not r.get('final')]
+      self.assertEqual(steps, list(range(10, NUM_STEPS + 1, 10)))
+      self.assertEqual(_metrics(self.reference), records)
+    return b, records
+
   def test_interrupted_five_times_then_resumed_is_bit_identical(self):
     workdir = os.path.join(self.create_tempdir().full_path, 'run')
     checkpoints = os.path.join(workdir, 'checkpoints')
@@ -125,24 +192,7 @@ class ResumeTest(absltest.TestCase):
     self.assertIn(f'resuming from the checkpoint at step {newest}',
                   proc.stdout)
 
-    a = np.load(os.path.join(self.reference, 'samples.npy'))
-    b = np.load(os.path.join(workdir, 'samples.npy'))
-    self.assertEqual(a.shape, (300, 2))
-    self.assertTrue(np.array_equal(a, b))
-
-    ref_state, state = _final_state(self.reference), _final_state(workdir)
-    ref_leaves = jax.tree_util.tree_leaves_with_path(ref_state)
-    leaves = jax.tree_util.tree_leaves_with_path(state)
-    self.assertEqual([p for p, _ in ref_leaves], [p for p, _ in leaves])
-    self.assertGreater(len(leaves), 10)
-    for (path, x), (_, y) in zip(ref_leaves, leaves):
-      self.assertTrue(np.array_equal(x, y), jax.tree_util.keystr(path))
-    self.assertEqual(int(state['step']), NUM_STEPS)
-
-    ref_metrics, metrics = _metrics(self.reference), _metrics(workdir)
-    steps = [r['step'] for r in metrics if not r.get('final')]
-    self.assertEqual(steps, list(range(10, NUM_STEPS + 1, 10)))
-    self.assertEqual(ref_metrics, metrics)
+    b, metrics = self._assert_as_uninterrupted(workdir)
 
     # A finished run started again has nothing to train and changes nothing.
     proc = _run_to_end(workdir)
@@ -152,6 +202,93 @@ class ResumeTest(absltest.TestCase):
     self.assertTrue(np.array_equal(
         b, np.load(os.path.join(workdir, 'samples.npy'))))
     self.assertEqual(_metrics(workdir), metrics)
+
+  def test_killed_inside_a_checkpoint_write_resumes_bit_identically(self):
+    tmp = self.create_tempdir().full_path
+    workdir, marker = os.path.join(tmp, 'run'), os.path.join(tmp, 'paused')
+    checkpoints = os.path.join(workdir, 'checkpoints')
+    with open(os.path.join(tmp, 'stderr'), 'w+') as err:
+      proc = subprocess.Popen(
+          [sys.executable, '-c', PAUSED_WRITE, f'--workdir={workdir}', *TINY],
+          stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT,
+          env=subprocess_env.env(PAUSE_STEP='120', PAUSE_MARKER=marker))
+      deadline = time.monotonic() + 240
+      while not os.path.exists(marker):
+        if proc.poll() is not None or time.monotonic() > deadline:
+          proc.kill()
+          err.seek(0)
+          self.fail(f'the write of step 120 never paused: {err.read()}')
+        time.sleep(0.02)
+      proc.kill()  # SIGKILL, inside the write of checkpoint 120
+      self.assertEqual(proc.wait(), -signal.SIGKILL)
+    # Killed inside the write: step 120 is complete in orbax's temporary
+    # directory, arrays and all, but was never renamed to 120.
+    names = os.listdir(checkpoints)
+    partial = [n for n in names if n.startswith('120.orbax-checkpoint-tmp')]
+    self.assertLen(partial, 1, names)
+    self.assertTrue(os.listdir(os.path.join(checkpoints, partial[0], 'state',
+                                            'd')))
+    self.assertEqual(sorted(int(n) for n in names if n.isdigit()), [60])
+
+    proc = _run_to_end(workdir)
+    self.assertIn(f'resuming from the checkpoint at step 60 in {checkpoints}',
+                  proc.stdout)
+    self.assertEqual(proc.stderr, '')
+    self.assertFalse([n for n in os.listdir(checkpoints) if 'tmp' in n])
+    self._assert_as_uninterrupted(workdir)
+
+  def test_resumed_with_the_resumable_flags_changed_is_bit_identical(self):
+    # Stopped at step 120 by its own --num_steps, then resumed with every
+    # flag that may differ changed (other chunks: --log_every=20) but the
+    # observers that write files for minutes (evaluations, pictures).
+    workdir = os.path.join(self.create_tempdir().full_path, 'run')
+    _run_to_end(workdir, num_steps=120, num_eval_samples=100,
+                checkpoint_every=40, keep_checkpoints=1)
+    moved = os.path.join(self.create_tempdir().full_path, 'moved')
+    os.rename(workdir, moved)
+    proc = _run_to_end(moved, log_every=20, checkpoint_every=100,
+                       keep_checkpoints=3)
+    self.assertIn('resuming from the checkpoint at step 120', proc.stdout)
+    self._assert_as_uninterrupted(moved, metrics=False)
+    # Up to step 120, chunks of 10 steps were logged as in the reference.
+    records = _metrics(moved)
+    self.assertEqual(records[:12], _metrics(self.reference)[:12])
+    self.assertEqual([r['step'] for r in records[12:-1]],
+                     list(range(140, NUM_STEPS + 1, 20)))
+
+
+def _another(value):
+  """A value of the same JSON type as `value` that differs from it."""
+  if isinstance(value, bool):
+    return not value
+  if isinstance(value, (int, float)):
+    return value * 2 + 1
+  if isinstance(value, str):
+    return value + 'x'
+  return [*value, *value[:1]] if value else [1]
+
+
+class ResumableChangesTest(absltest.TestCase):
+
+  def test_exactly_the_resumable_fields_may_differ(self):
+    config = Config(workdir='run')
+    saved = checkpoint_meta.config_dict(config)
+    for field in dataclasses.fields(Config):
+      changed = {**saved, field.name: _another(saved[field.name])}
+      diffs = checkpoint.config_differences(changed, config)
+      if field.name in checkpoint.RESUMABLE_CHANGES:
+        self.assertEqual(diffs, [], field.name)
+      else:
+        self.assertLen(diffs, 1, field.name)
+        self.assertTrue(diffs[0].startswith(f'--{field.name}='), diffs)
+
+  def test_the_readme_lists_exactly_the_resumable_flags(self):
+    with open(os.path.join(ROOT, 'README.md')) as f:
+      text = ' '.join(f.read().split())
+    listed = re.search(r'exactly these flags may differ[^:]*:([^.]*)\.', text)
+    self.assertIsNotNone(listed)
+    self.assertEqual(re.findall(r'`--(\w+)`', listed.group(1)),
+                     list(checkpoint.RESUMABLE_CHANGES))
 
 
 if __name__ == '__main__':

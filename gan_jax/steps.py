@@ -147,9 +147,10 @@ class Steps:
                    reg_weight: float):
     fake = None
     if self.reg is not None and reg_weight:
-      # G(z) once, for D's loss and for the penalty; G is a constant here.
-      fake = jax.lax.stop_gradient(self.game.generate(g_params, z, g_state,
-                                                      train=True))
+      # G(z) once, for D's loss and for the penalty. It stays differentiable
+      # in g_params: D's own gradient never flows into G, but the joint
+      # field's D-by-G block (consensus, the game Jacobian) reads it.
+      fake = self.game.generate(g_params, z, g_state, train=True)
     d_loss, (value, new_d_state) = self.game.d_objective(
         d_params, g_params, batch, z, g_state, d_state, fake)
     metrics = {'d_loss': d_loss, 'value': value}

@@ -17,6 +17,7 @@ from gan_jax import config as config_lib
 from gan_jax import dirac
 from gan_jax import loop
 from gan_jax import losses
+from gan_jax import regularizers
 from gan_jax import steps as steps_lib
 from gan_jax import train
 from gan_jax import updates
@@ -123,6 +124,29 @@ def _assert_trees_close(test, a, b, rtol=1e-5, atol=1e-6):
   for x, y in zip(la, lb):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol,
                                atol=atol)
+
+
+class PenaltyKeepsGDependenceTest(absltest.TestCase):
+
+  def test_d_gradient_depends_on_g_as_without_the_penalty(self):
+    """R1 reads real data only, so d/dG of D's gradient is the same with and
+    without it; the consensus term needs that block of the Jacobian."""
+    plain, state, batch, z = _toy()
+    penalised = dataclasses.replace(plain, reg=regularizers.get('r1'),
+                                    reg_weight=10.0)
+    key = jax.random.PRNGKey(3)
+    direction = jax.tree.map(jnp.ones_like, state.g_params)
+
+    def d_by_g(steps):
+      def d_grad_sum(g_params):
+        grads, _ = steps.d_grads(state.d_params, g_params, batch, z, key=key)
+        return sum(jnp.sum(g) for g in jax.tree.leaves(grads))
+      return jax.jvp(d_grad_sum, (state.g_params,), (direction,))[1]
+
+    expected = d_by_g(plain)
+    self.assertGreater(abs(float(expected)), 1e-4)
+    np.testing.assert_allclose(float(d_by_g(penalised)), float(expected),
+                               rtol=1e-4)
 
 
 class NetworkSchemesTest(parameterized.TestCase):

@@ -40,7 +40,7 @@ from gan_jax import models as models_lib
 from gan_jax.config_fields import ConfigError
 from gan_jax.models import precision
 from gan_jax import regularizers
-from gan_jax import steps as steps_lib
+from gan_jax import updates as updates_lib
 
 _LAYER_WIDTHS = cf.Check(lambda ws: len(ws) > 0 and all(w > 0 for w in ws),
                          'must be a comma-separated list of positive layer '
@@ -108,7 +108,7 @@ class Config:
       check=cf.Check(lambda v: v >= 0,
                      'must be >= 0 (0 turns weight clipping off)'))
   update: str = cf.field('alternating', 'Update scheme: {choices}.',
-                         choices=lambda: list(steps_lib.UPDATES))
+                         choices=updates_lib.names)
   consensus_weight: float = cf.field(
       10.0, 'gamma of --update=consensus: both players add gamma/2 '
       '||joint gradient||^2.', check=cf.POSITIVE)
@@ -258,10 +258,12 @@ def validate(config: Config) -> Config:
   constraints between fields, and last whether the workdir can be written.
   """
   cf.check_fields(config)
-  if config.d_steps != 1 and config.update != 'alternating':
-    raise ConfigError(f'--d_steps={config.d_steps} needs --update=alternating '
-                      f'(--update={config.update} moves both players once per '
-                      'step)')
+  if config.d_steps != 1 and not updates_lib.get(config.update).uses_d_steps:
+    honouring = [n for n in updates_lib.names()
+                 if updates_lib.get(n).uses_d_steps]
+    raise ConfigError(f'--d_steps={config.d_steps} needs --update='
+                      f'{" or ".join(honouring)} (--update={config.update} '
+                      'moves both players once per step)')
   _check_images(config)
   if config.reg != 'none' and config.reg_weight == 0:
     raise ConfigError(f'--reg={config.reg} needs a positive --reg_weight')

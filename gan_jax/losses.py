@@ -122,19 +122,18 @@ def _non_saturating_g_loss(fake_logit: Array,
   return -jnp.mean(log_sigmoid(fake_logit))
 
 
-MINIMAX = register(Loss(
-    name='minimax',
-    value=_bernoulli_value,
-    d_loss=_bernoulli_d_loss,
-    g_loss=_saturating_g_loss,
-    doc='the seed game: D ascends V, G descends E log(1 - D(G(z))) (saturating)'))
+def _bernoulli_game(name: str, g_loss, doc: str) -> Loss:
+  """D plays the article's Bernoulli likelihood; only G's loss differs."""
+  return register(Loss(name=name, value=_bernoulli_value,
+                       d_loss=_bernoulli_d_loss, g_loss=g_loss, doc=doc))
 
-NON_SATURATING = register(Loss(
-    name='non_saturating',
-    value=_bernoulli_value,
-    d_loss=_bernoulli_d_loss,
-    g_loss=_non_saturating_g_loss,
-    doc='D as in minimax; G minimises -E log D(G(z))'))
+
+MINIMAX = _bernoulli_game(
+    'minimax', _saturating_g_loss,
+    'the seed game: D ascends V, G descends E log(1 - D(G(z))) (saturating)')
+NON_SATURATING = _bernoulli_game(
+    'non_saturating', _non_saturating_g_loss,
+    'D as in minimax; G minimises -E log D(G(z))')
 
 
 # ----------------------------------------------------------------------------

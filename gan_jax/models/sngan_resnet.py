@@ -69,12 +69,17 @@ def _conv(features: int, size: int, init: Callable, implementation: str,
                           dtype=dtype)
 
 
-class GeneratorBlock(nn.Module):
-  """Up-sampling residual block with batch norm."""
+class _ResidualBlock(nn.Module):
+  """Fields every residual block has: its width, the convolution
+  implementation (`gan_jax.layers`) and the computation dtype."""
 
   features: int
   implementation: str = 'auto'
   dtype: Optional[Any] = None
+
+
+class GeneratorBlock(_ResidualBlock):
+  """Up-sampling residual block with batch norm."""
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -113,12 +118,8 @@ class Generator(nn.Module):
     return as_float32(out, self.dtype)
 
 
-class OptimizedBlock(nn.Module):
+class OptimizedBlock(_ResidualBlock):
   """D's first block: conv, ReLU, conv, avgpool; shortcut avgpool, conv1x1."""
-
-  features: int
-  implementation: str = 'auto'
-  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:

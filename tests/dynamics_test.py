@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import dynamics
+import testing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,14 +23,10 @@ class NetworkEigenvaluesTest(parameterized.TestCase):
 
   @parameterized.parameters('LM', 'LR')
   def test_matrix_free_eigenvalues_match_dense_jacobian(self, which):
-    from gan_jax import train  # pylint: disable=g-import-not-at-top
-    from gan_jax.config import Config  # pylint: disable=g-import-not-at-top
-    config = Config(workdir='/tmp/unused', dataset='ring8', loss='hinge',
-                    batch_size=16, z_dim=2, g_hidden=(4,), d_hidden=(4,),
-                    seed=4)
-    _, steps, state = train.build(config)
-    batch = steps.sample_data(jax.random.PRNGKey(1), 16)
-    z = steps.sample_z(jax.random.PRNGKey(2))[:16]
+    _, steps, state = testing.build(testing.tiny_toy_config(
+        loss='hinge', batch_size=16, z_dim=2, g_hidden=(4,), d_hidden=(4,),
+        seed=4))
+    batch, z = testing.batch_and_latents(steps)
     x0, field = dynamics.flat_field(steps, state.g_params, state.d_params,
                                     batch, z)
     dense = np.linalg.eigvals(dynamics.dense_jacobian(field, x0))
@@ -53,12 +50,11 @@ class CheckpointCommandTest(absltest.TestCase):
   def test_trained_run_eigenvalues_match_dense_jacobian(self):
     # Spectral norm gives D a state (its power-iteration vectors), held fixed.
     workdir = os.path.join(self.create_tempdir().full_path, 'run')
-    proc = _run('gan_jax.main', f'--workdir={workdir}', '--dataset=ring8',
-                '--loss=non_saturating', '--update=extragradient',
-                '--d_spectral_norm',
-                '--num_steps=40', '--log_every=20', '--batch_size=16',
-                '--z_dim=2', '--g_hidden=6', '--d_hidden=6',
-                '--num_eval_samples=50', '--g_lr=1e-2', '--d_lr=1e-2')
+    proc = _run('gan_jax.main', f'--workdir={workdir}', *testing.argv(
+        testing.tiny_toy_config(
+            update='extragradient', d_spectral_norm=True, num_steps=40,
+            log_every=20, batch_size=16, z_dim=2, g_hidden=(6,),
+            d_hidden=(6,), num_eval_samples=50, g_lr=1e-2, d_lr=1e-2)))
     self.assertEqual(proc.returncode, 0, proc.stderr)
     proc = _run('gan_jax.dynamics', f'--workdir={workdir}',
                 '--num_eigenvalues=3', '--eig_seed=5')

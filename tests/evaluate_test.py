@@ -16,6 +16,7 @@ from gan_jax import features
 from gan_jax import metrics
 from gan_jax.data import toy
 from gan_jax.metrics import reference
+import testing
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,7 +37,7 @@ class EvaluateSamplesTest(absltest.TestCase):
   def test_digits_metrics_and_provenance(self):
     test_x, _ = reference.digits('test')
     out = evaluation.evaluate_samples(
-        config_lib.Config(dataset='digits'), test_x, metrics='fid,kid,is,pr,dc',
+        testing.tiny_image_config(), test_x, metrics='fid,kid,is,pr,dc',
         cache_dir=self.cache, kid_subsets=10)
     ext = features.get('digits_classifier')
     real, _ = ext.extract(reference.digits('train')[0])
@@ -80,9 +81,8 @@ class EvaluateSamplesTest(absltest.TestCase):
     self.assertLen(os.listdir(self.cache), 2)
 
   def test_toy_data_in_training_evaluator(self):
-    config = config_lib.Config(workdir=self.create_tempdir().full_path,
-                               dataset='ring8', eval_every=500,
-                               eval_metrics=('fid',))
+    config = testing.tiny_toy_config(workdir=self.create_tempdir().full_path,
+                                     eval_every=500, eval_metrics=('fid',))
     evaluate = evaluation.make_in_training_evaluator(config,
                                                      cache_dir=self.cache)
     data = toy.ring8()
@@ -107,7 +107,7 @@ class EvaluateSamplesTest(absltest.TestCase):
       evaluation.check_metrics('fid,fidd')
     with self.assertRaisesRegex(evaluation.EvaluationError,
                                 'needs images'):
-      evaluation.evaluate_samples(config_lib.Config(dataset='digits'),
+      evaluation.evaluate_samples(testing.tiny_image_config(),
                                   np.zeros((10, 2)), cache_dir=self.cache)
     with self.assertRaisesRegex(evaluation.EvaluationError,
                                 'identity does not have'):
@@ -121,7 +121,7 @@ class EvaluateSamplesTest(absltest.TestCase):
 class ConfigTest(absltest.TestCase):
 
   def test_eval_flags_validate(self):
-    base = config_lib.Config(workdir=self.create_tempdir().full_path)
+    base = testing.tiny_toy_config(workdir=self.create_tempdir().full_path)
     config_lib.validate(base.replace(eval_every=1000, log_every=500))
     for changes, message in [
         ({'eval_metrics': ('fid', 'fd')},
@@ -143,8 +143,8 @@ class EvaluateCliTest(absltest.TestCase):
     workdir = self.create_tempdir().full_path
     x, _ = reference.digits('test')
     np.save(os.path.join(workdir, 'samples.npy'), x[:200])
-    config = config_lib.Config(workdir=workdir, dataset='digits',
-                               model='dcgan', eval_metrics=('fid', 'pr'))
+    config = testing.tiny_image_config(workdir=workdir,
+                                       eval_metrics=('fid', 'pr'))
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       f.write(config.to_json())
     proc = _cli(f'--workdir={workdir}', cache=cache)

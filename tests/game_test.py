@@ -3,6 +3,7 @@ players' gradients taken each with respect to its own parameters only."""
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ from gan_jax.metrics import divergences
 from gan_jax.models import mlp
 from gan_jax.state import init_state
 from gan_jax.steps import Steps
+import testing
 
 
 def _quantile_points(density, lo, hi, n):
@@ -94,40 +96,29 @@ class OptimalDiscriminatorTest(parameterized.TestCase):
 
 
 def _toy_steps(loss_name='minimax'):
-  data = toy.ring8()
-  game = Game(mlp.Generator(hidden=(32, 32), out_dim=2),
-              mlp.Discriminator(hidden=(32, 32)), losses.get(loss_name))
-  steps = Steps(game=game, g_opt=optax.adam(1e-3), d_opt=optax.adam(1e-3),
-                sample_data=data.sample, batch_size=64, z_dim=8)
-  state = init_state(game, steps.g_opt, steps.d_opt, jax.random.PRNGKey(0),
-                     z_dim=8, data_shape=(2,))
-  batch = data.sample(jax.random.PRNGKey(1), 64)
-  z = steps.sample_z(jax.random.PRNGKey(2))
-  return steps, state, batch, z
+  _, steps, state = testing.build(testing.tiny_toy_config(
+      loss=loss_name, g_hidden=(32, 32), d_hidden=(32, 32), batch_size=64,
+      z_dim=8, g_lr=1e-3, d_lr=1e-3))
+  return (steps, state, *testing.batch_and_latents(steps))
 
 
-def _trees_equal(a, b):
-  leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
-  return len(leaves_a) == len(leaves_b) and all(
-      np.array_equal(np.asarray(x), np.asarray(y))
-      for x, y in zip(leaves_a, leaves_b))
+class PlayersTest(chex.TestCase):
 
-
-class PlayersTest(parameterized.TestCase):
-
+  @chex.variants(with_jit=True, without_jit=True)
   def test_d_step_leaves_g_bit_identical_and_moves_d(self):
     steps, state, batch, z = _toy_steps()
-    new, _ = jax.jit(steps.d_step)(state, batch, z)
-    self.assertTrue(_trees_equal(new.g_params, state.g_params))
-    self.assertTrue(_trees_equal(new.g_opt_state, state.g_opt_state))
-    self.assertFalse(_trees_equal(new.d_params, state.d_params))
+    new, _ = self.variant(steps.d_step)(state, batch, z)
+    chex.assert_trees_all_equal(new.g_params, state.g_params)
+    chex.assert_trees_all_equal(new.g_opt_state, state.g_opt_state)
+    testing.assert_trees_differ(new.d_params, state.d_params)
 
+  @chex.variants(with_jit=True, without_jit=True)
   def test_g_step_leaves_d_bit_identical_and_moves_g(self):
     steps, state, _, z = _toy_steps()
-    new, _ = jax.jit(steps.g_step)(state, z)
-    self.assertTrue(_trees_equal(new.d_params, state.d_params))
-    self.assertTrue(_trees_equal(new.d_opt_state, state.d_opt_state))
-    self.assertFalse(_trees_equal(new.g_params, state.g_params))
+    new, _ = self.variant(steps.g_step)(state, z)
+    chex.assert_trees_all_equal(new.d_params, state.d_params)
+    chex.assert_trees_all_equal(new.d_opt_state, state.d_opt_state)
+    testing.assert_trees_differ(new.g_params, state.g_params)
 
   def test_minimax_objectives_are_gradients_of_one_value_function(self):
     # D ascends V: grad_D d_loss = -grad_D V. The saturating G descends V, and
@@ -140,10 +131,9 @@ class PlayersTest(parameterized.TestCase):
         state.d_params)
     gg, _ = jax.grad(game.g_objective, has_aux=True)(state.g_params,
                                                      state.d_params, z)
-    for a, b in zip(jax.tree.leaves(gd), jax.tree.leaves(dv_dd)):
-      np.testing.assert_allclose(a, -b, rtol=1e-5, atol=1e-7)
-    for a, b in zip(jax.tree.leaves(gg), jax.tree.leaves(dv_dg)):
-      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    chex.assert_trees_all_close(gd, jax.tree.map(jnp.negative, dv_dd),
+                                rtol=1e-5, atol=1e-7)
+    chex.assert_trees_all_close(gg, dv_dg, rtol=1e-5, atol=1e-7)
 
   def test_saturating_generator_gradient_vanishes_when_d_rejects_fakes(self):
     # With D(G(z)) ~ e^-30 the saturating G gradient is ~e^-30 times the

@@ -2,20 +2,19 @@
 and MLP discriminators) against the SVD; what each model's registration
 declares and its builder reads of the config."""
 
-import types
-
 from absl.testing import absltest
 from absl.testing import parameterized
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import data
 from gan_jax import models
-from gan_jax.config import Config
 from gan_jax.models import dcgan
 from gan_jax.models import mlp
 from gan_jax.models import sngan_resnet
+import testing
 
 Z = 16
 
@@ -43,10 +42,10 @@ class DcganTest(parameterized.TestCase):
     z = jnp.zeros((2, Z))
     g_vars = g.init(jax.random.PRNGKey(0), z)
     x, _ = g.apply(g_vars, z, mutable=['batch_stats'])
-    self.assertEqual(x.shape, (2, size, size, channels))
+    chex.assert_shape(x, (2, size, size, channels))
     d_vars = d.init(jax.random.PRNGKey(1), x)
     out, _ = d.apply(d_vars, x, mutable=['batch_stats'])
-    self.assertEqual(out.shape, (2,))
+    chex.assert_shape(out, (2,))
     s0 = size // 2 ** n
     g_channels = [64 * 2 ** (n - 1 - i) for i in range(n)]
     self.assertEqual(
@@ -82,9 +81,7 @@ class DcganTest(parameterized.TestCase):
     flax_g, flax_d = dcgan.bench_models('flax')
     z = jax.random.normal(jax.random.PRNGKey(2), (3, 100))
     g_vars = flax_g.init(jax.random.PRNGKey(0), z)
-    for a, b in zip(jax.tree.leaves(fast_g.init(jax.random.PRNGKey(0), z)),
-                    jax.tree.leaves(g_vars)):
-      np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(fast_g.init(jax.random.PRNGKey(0), z), g_vars)
     x = flax_g.apply(g_vars, z)
     np.testing.assert_allclose(fast_g.apply(g_vars, z), x, rtol=1e-5,
                                atol=1e-6)
@@ -100,17 +97,16 @@ class DcganTest(parameterized.TestCase):
     g16, d16 = dcgan.bench_models('fast', jnp.bfloat16)
     z = jax.random.normal(jax.random.PRNGKey(2), (4, 100))
     g_vars = g32.init(jax.random.PRNGKey(0), z)
-    for a, b in zip(jax.tree.leaves(g16.init(jax.random.PRNGKey(0), z)),
-                    jax.tree.leaves(g_vars)):
-      self.assertEqual(a.dtype, jnp.float32)
-      np.testing.assert_array_equal(a, b)
+    g16_vars = g16.init(jax.random.PRNGKey(0), z)
+    chex.assert_type(jax.tree.leaves(g16_vars), jnp.float32)
+    chex.assert_trees_all_equal(g16_vars, g_vars)
     x32, x16 = g32.apply(g_vars, z), g16.apply(g_vars, z)
-    self.assertEqual(x16.dtype, jnp.float32)
+    chex.assert_type(x16, jnp.float32)
     np.testing.assert_allclose(x16, x32, atol=0.02)
     self.assertGreater(np.abs(x16 - x32).max(), 0)  # it did compute in bf16
     d_vars = d32.init(jax.random.PRNGKey(1), x32)
     out32, out16 = d32.apply(d_vars, x32), d16.apply(d_vars, x32)
-    self.assertEqual(out16.dtype, jnp.float32)
+    chex.assert_type(out16, jnp.float32)
     np.testing.assert_allclose(out16, out32, atol=0.05 * np.abs(out32).max())
     grad = lambda d: jax.grad(lambda x: d.apply(d_vars, x).sum())(x32)
     g_a, g_b = np.ravel(grad(d32)), np.ravel(grad(d16))
@@ -174,10 +170,10 @@ class SpectralNormTest(parameterized.TestCase):
           err_msg=name)
 
   def test_flag_builds_a_normalised_mlp_discriminator(self):
-    _, d = models.build(Config(d_spectral_norm=True),
-                        types.SimpleNamespace(shape=(2,)))
+    _, d = testing.build_models(testing.tiny_toy_config(d_spectral_norm=True),
+                                (2,))
     self.assertTrue(d.spectral_norm)
-    _, plain = models.build(Config(), types.SimpleNamespace(shape=(2,)))
+    _, plain = testing.build_models(testing.tiny_toy_config(), (2,))
     self.assertFalse(plain.spectral_norm)
 
 
@@ -200,18 +196,19 @@ class RegistrationTest(parameterized.TestCase):
   @parameterized.parameters(('dcgan', (16, 16, 1), 64, 64),
                             ('sngan_resnet', (32, 32, 3), 256, 128))
   def test_builder_reads_widths_and_dtype(self, name, shape, g_width, d_width):
-    spec = types.SimpleNamespace(shape=shape)
-    g, d = models.build(Config(model=name, dataset='digits', g_features=8,
-                               d_features=4, compute_dtype='bfloat16'), spec)
+    g, d = testing.build_models(
+        testing.tiny_image_config(model=name, g_features=8, d_features=4,
+                                  compute_dtype='bfloat16'), shape)
     self.assertEqual((g.features, d.features, g.dtype, d.dtype),
                      (8, 4, jnp.bfloat16, jnp.bfloat16))
-    g, d = models.build(Config(model=name), spec)  # 0: the model's default
+    g, d = testing.build_models(testing.tiny_image_config(
+        model=name, g_features=0, d_features=0), shape)  # the model's default
     self.assertEqual((g.features, d.features, g.dtype, d.dtype),
                      (g_width, d_width, None, None))
 
   def test_refused_shape_is_one_line(self):
     with self.assertRaises(ValueError) as cm:
-      models.build(Config(model='sngan_resnet', dataset='digits'),
+      models.build(testing.tiny_image_config(model='sngan_resnet'),
                    data.get('digits'))
     self.assertEqual(str(cm.exception),
                      'model sngan_resnet needs 32x32 images, but digits has '
@@ -248,13 +245,13 @@ class SnganResnetTest(absltest.TestCase):
     z = jax.random.normal(jax.random.PRNGKey(0), (2, 128))
     g_vars = g.init(jax.random.PRNGKey(1), z)
     x, _ = g.apply(g_vars, z, mutable=['batch_stats'])
-    self.assertEqual(x.shape, (2, 32, 32, 3))
+    chex.assert_shape(x, (2, 32, 32, 3))
     self.assertLessEqual(float(jnp.max(jnp.abs(x))), 1.0)
     d_vars = d.init(jax.random.PRNGKey(2), x)
     out, _ = d.apply(d_vars, x, mutable=['batch_stats'])
-    self.assertEqual(out.shape, (2,))
+    chex.assert_shape(out, (2,))
     x_eval = g.apply(g_vars, z, train=False)
-    self.assertEqual(x_eval.shape, (2, 32, 32, 3))
+    chex.assert_shape(x_eval, (2, 32, 32, 3))
 
   def test_resampling(self):
     x = jnp.arange(16.0).reshape(1, 4, 4, 1)
@@ -263,7 +260,7 @@ class SnganResnetTest(absltest.TestCase):
         [[(0 + 1 + 4 + 5) / 4, (2 + 3 + 6 + 7) / 4],
          [(8 + 9 + 12 + 13) / 4, (10 + 11 + 14 + 15) / 4]])
     up = sngan_resnet.upsample(x)
-    self.assertEqual(up.shape, (1, 8, 8, 1))
+    chex.assert_shape(up, (1, 8, 8, 1))
     np.testing.assert_array_equal(up[0, ::2, ::2, 0], x[0, ..., 0])
     np.testing.assert_array_equal(up[0, 1::2, 1::2, 0], x[0, ..., 0])
 

@@ -23,6 +23,7 @@ from gan_jax.state import init_state
 from gan_jax.steps import Steps
 
 import subprocess_env
+import testing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE = (16, 16, 1)
@@ -163,9 +164,9 @@ class ImageGridTest(absltest.TestCase):
     self.assertEqual(int(grid[0].max()), 0)  # the gaps are black
 
 
-TINY_DIGITS = ['--dataset=digits', '--model=dcgan', '--num_steps=20',
-               '--log_every=10', '--batch_size=16', '--z_dim=8',
-               '--g_features=8', '--d_features=8', '--num_eval_samples=100']
+TINY_DIGITS = testing.argv(testing.tiny_image_config(
+    num_steps=20, log_every=10, batch_size=16, g_features=8, d_features=8,
+    num_eval_samples=100))
 
 
 class DigitsCommandLineTest(absltest.TestCase):
@@ -212,11 +213,9 @@ class TfdsTrainingTest(parameterized.TestCase):
   def _run(self, workdir, num_steps, **changes):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     from gan_jax import train  # pylint: disable=g-import-not-at-top
-    from gan_jax.config import Config  # pylint: disable=g-import-not-at-top
-    config = Config(workdir=workdir, dataset='mnist', model='dcgan',
-                    loss='non_saturating', num_steps=num_steps, log_every=5,
-                    batch_size=8, z_dim=8, g_features=4, d_features=4,
-                    num_eval_samples=16, checkpoint_every=5, **changes)
+    config = testing.tiny_image_config(
+        workdir=workdir, dataset='mnist', num_steps=num_steps, log_every=5,
+        num_eval_samples=16, checkpoint_every=5, **changes)
     with tfds.testing.mock_data(num_examples=40, policy=
                                 tfds.testing.MockPolicy.USE_CODE):
       return train.run(config, out=None, err=None)
@@ -237,13 +236,10 @@ class TfdsTrainingTest(parameterized.TestCase):
     # A step consumes d_steps batches, plus one when G's loss sees real data
     # (the relativistic losses).
     from gan_jax import train  # pylint: disable=g-import-not-at-top
-    from gan_jax.config import Config  # pylint: disable=g-import-not-at-top
     for loss, d_steps, expected in (('non_saturating', 1, 1),
                                     ('wasserstein', 3, 3),
                                     ('rasgan', 2, 3)):
-      config = Config(workdir='unused', dataset='digits', model='dcgan',
-                      loss=loss, d_steps=d_steps, z_dim=8, g_features=4,
-                      d_features=4)
+      config = testing.tiny_image_config(loss=loss, d_steps=d_steps)
       _, steps, _ = train.build(config)
       self.assertEqual(steps.batches_per_step(), expected, loss)
 
@@ -254,12 +250,8 @@ class ImageSeedsTest(absltest.TestCase):
     from gan_jax import loop  # pylint: disable=g-import-not-at-top
     from gan_jax import seeds  # pylint: disable=g-import-not-at-top
     from gan_jax import train  # pylint: disable=g-import-not-at-top
-    from gan_jax.config import Config  # pylint: disable=g-import-not-at-top
-    base = Config(workdir='/unused', dataset='digits', model='dcgan',
-                  g_features=4, d_features=4, g_batch_norm=True,
-                  d_spectral_norm=True, g_ema_decay=0.9, z_dim=8,
-                  batch_size=8, num_steps=6, log_every=3,
-                  num_eval_samples=20)
+    base = testing.tiny_image_config(g_batch_norm=True, d_spectral_norm=True,
+                                     g_ema_decay=0.9)
     configs = [base.replace(seed=1), base.replace(seed=2)]
     result = seeds.train_members(configs)
     for m, config in enumerate(configs):

@@ -1,18 +1,16 @@
 """--compute_dtype: every built-in model computes in bfloat16 from float32
 parameters, returns float32, and follows its float32 self closely."""
 
-import types
-
 from absl.testing import absltest
 from absl.testing import parameterized
+import chex
 import jax
 from jax.extend import core as jax_core
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import models
-from gan_jax.config import Config
 from gan_jax.models import precision
+import testing
 
 # (model, sample shape, config fields): one of each built-in model, with the
 # optional normalisations that carry state.
@@ -28,9 +26,11 @@ CASES = (
 
 
 def build(model, shape, fields, dtype_name):
-  config = Config(model=model.removesuffix('_sn'), z_dim=8,
-                  compute_dtype=dtype_name, **fields)
-  return models.build(config, types.SimpleNamespace(shape=shape))
+  tiny_config = (testing.tiny_toy_config if model.startswith('mlp')
+                 else testing.tiny_image_config)
+  return testing.build_models(tiny_config(
+      model=model.removesuffix('_sn'), z_dim=8, compute_dtype=dtype_name,
+      **fields), shape)
 
 
 def input_dot_dtypes(fn, x) -> set:
@@ -80,13 +80,13 @@ class PrecisionTest(parameterized.TestCase):
     # Same float32 parameters (and state) either way.
     for a, b in zip(jax.tree.leaves(init(g16, jax.random.PRNGKey(1), z)),
                     jax.tree.leaves(g_vars)):
-      self.assertEqual(a.dtype, jnp.float32)
+      chex.assert_type(a, jnp.float32)
       np.testing.assert_array_equal(a, b)
     generate = lambda g: jax.jit(lambda z: g.apply(g_vars, z, train=False))
     self.assertEqual(input_dot_dtypes(generate(g16), z), {'bfloat16'})
     self.assertEqual(input_dot_dtypes(generate(g32), z), {'float32'})
     x32, x16 = generate(g32)(z), generate(g16)(z)
-    self.assertEqual(x16.dtype, jnp.float32)
+    chex.assert_type(x16, jnp.float32)
     self.assertGreater(np.abs(x16 - x32).max(), 0)
     np.testing.assert_allclose(x16, x32, atol=0.03 * np.abs(x32).max())
 
@@ -95,12 +95,12 @@ class PrecisionTest(parameterized.TestCase):
     self.assertEqual(input_dot_dtypes(discriminate(d16), x32), {'bfloat16'})
     self.assertEqual(input_dot_dtypes(discriminate(d32), x32), {'float32'})
     out32, out16 = discriminate(d32)(x32), discriminate(d16)(x32)
-    self.assertEqual(out16.dtype, jnp.float32)
+    chex.assert_type(out16, jnp.float32)
     np.testing.assert_allclose(out16, out32, atol=0.05 * np.abs(out32).max())
     grad = lambda d: np.ravel(jax.jit(jax.grad(
         lambda x: discriminate(d)(x).sum()))(x32))
     g_a, g_b = grad(d32), grad(d16)
-    self.assertEqual(g_b.dtype, np.float32)
+    chex.assert_type(g_b, np.float32)
     self.assertGreater(g_a @ g_b / np.linalg.norm(g_a) / np.linalg.norm(g_b),
                        0.99)
 

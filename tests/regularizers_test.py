@@ -1,7 +1,10 @@
 """Gradient penalties against closed forms on linear and quadratic critics."""
 
+import functools
+
 from absl.testing import absltest
 from absl.testing import parameterized
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,6 +32,12 @@ def _points(seed, n=8):
           rng.normal(size=(n,) + SHAPE).astype(np.float32))
 
 
+def _penalty(variant, name, apply):
+  """`(params, real, fake, key) -> penalty` of regularizer `name` on the
+  critic `apply`, as `variant` runs it (jitted or not)."""
+  return variant(functools.partial(regularizers.get(name), apply))
+
+
 def _quadratic_grad_norms(a, x):
   """||(A + A^T) x_i|| in float64."""
   x = np.asarray(x, np.float64).reshape(x.shape[0], -1)
@@ -36,7 +45,7 @@ def _quadratic_grad_norms(a, x):
   return np.linalg.norm(g, axis=1)
 
 
-class LinearCriticTest(parameterized.TestCase):
+class LinearCriticTest(chex.TestCase):
   """For D(x) = w . x + b the input gradient is w at every point."""
 
   def setUp(self):
@@ -47,16 +56,18 @@ class LinearCriticTest(parameterized.TestCase):
     self.norm = float(np.linalg.norm(np.asarray(self.params['w'], np.float64)))
     self.real, self.fake = _points(1)
 
-  @parameterized.parameters('wgan_gp', 'dragan')
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.named_parameters(('wgan_gp', 'wgan_gp'), ('dragan', 'dragan'))
   def test_unit_norm_penalties(self, name):
-    got = regularizers.get(name)(linear_apply, self.params, self.real,
-                                 self.fake, jax.random.PRNGKey(3))
+    got = _penalty(self.variant, name, linear_apply)(
+        self.params, self.real, self.fake, jax.random.PRNGKey(3))
     np.testing.assert_allclose(float(got), (self.norm - 1.0) ** 2, rtol=1e-5)
 
-  @parameterized.parameters('r1', 'r2')
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.named_parameters(('r1', 'r1'), ('r2', 'r2'))
   def test_half_squared_norm_penalties(self, name):
-    got = regularizers.get(name)(linear_apply, self.params, self.real,
-                                 self.fake, jax.random.PRNGKey(3))
+    got = _penalty(self.variant, name, linear_apply)(
+        self.params, self.real, self.fake, jax.random.PRNGKey(3))
     np.testing.assert_allclose(float(got), 0.5 * self.norm ** 2, rtol=1e-5)
 
   def test_wgan_gp_parameter_gradient(self):
@@ -86,7 +97,7 @@ class LinearCriticTest(parameterized.TestCase):
     np.testing.assert_array_equal(np.asarray(grads['w']), np.zeros(D))
 
 
-class QuadraticCriticTest(absltest.TestCase):
+class QuadraticCriticTest(chex.TestCase):
   """D(x) = x^T A x: grad D(x) = (A + A^T) x, in closed form at known points."""
 
   def setUp(self):
@@ -96,16 +107,18 @@ class QuadraticCriticTest(absltest.TestCase):
     self.params = {'A': jnp.asarray(self.a)}
     self.real, self.fake = _points(6)
 
+  @chex.variants(with_jit=True, without_jit=True)
   def test_r1_on_real(self):
     want = 0.5 * np.mean(_quadratic_grad_norms(self.a, self.real) ** 2)
-    got = regularizers.r1(quadratic_apply, self.params, self.real, self.fake,
-                          jax.random.PRNGKey(0))
+    got = _penalty(self.variant, 'r1', quadratic_apply)(
+        self.params, self.real, self.fake, jax.random.PRNGKey(0))
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
 
+  @chex.variants(with_jit=True, without_jit=True)
   def test_r2_on_fake(self):
     want = 0.5 * np.mean(_quadratic_grad_norms(self.a, self.fake) ** 2)
-    got = regularizers.r2(quadratic_apply, self.params, self.real, self.fake,
-                          jax.random.PRNGKey(0))
+    got = _penalty(self.variant, 'r2', quadratic_apply)(
+        self.params, self.real, self.fake, jax.random.PRNGKey(0))
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
 
   def test_wgan_gp_real_equals_fake(self):
@@ -115,6 +128,7 @@ class QuadraticCriticTest(absltest.TestCase):
                                self.real, jax.random.PRNGKey(4))
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
 
+  @chex.variants(with_jit=True, without_jit=True)
   def test_wgan_gp_at_its_interpolates(self):
     key = jax.random.PRNGKey(7)
     x_hat = np.asarray(regularizers.interpolates(self.real, self.fake, key))
@@ -128,8 +142,8 @@ class QuadraticCriticTest(absltest.TestCase):
         atol=1e-5)
     self.assertTrue(np.all((eps >= 0) & (eps <= 1)))
     want = np.mean((_quadratic_grad_norms(self.a, x_hat) - 1) ** 2)
-    got = regularizers.wgan_gp(quadratic_apply, self.params, self.real,
-                               self.fake, key)
+    got = _penalty(self.variant, 'wgan_gp', quadratic_apply)(
+        self.params, self.real, self.fake, key)
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
 
   def test_wgan_gp_expectation(self):
@@ -151,6 +165,7 @@ class QuadraticCriticTest(absltest.TestCase):
     sem = np.std((c * u - 1) ** 2) / np.sqrt(n)
     self.assertLess(abs(got - want), 4 * sem)
 
+  @chex.variants(with_jit=True, without_jit=True)
   def test_dragan_at_its_points(self):
     key = jax.random.PRNGKey(11)
     x_hat = np.asarray(regularizers.dragan_points(self.real, key))
@@ -159,8 +174,8 @@ class QuadraticCriticTest(absltest.TestCase):
     self.assertTrue(np.all((step >= 0) & (step <= 1 + 1e-6)))
     self.assertGreater(float(np.max(step)), 0.1)
     want = np.mean((_quadratic_grad_norms(self.a, x_hat) - 1) ** 2)
-    got = regularizers.dragan(quadratic_apply, self.params, self.real,
-                              self.fake, key)
+    got = _penalty(self.variant, 'dragan', quadratic_apply)(
+        self.params, self.real, self.fake, key)
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
 
 

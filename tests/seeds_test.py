@@ -14,20 +14,21 @@ import subprocess
 import sys
 
 from absl.testing import absltest
+import chex
 import jax
 import numpy as np
 
+from gan_jax import data as data_lib
 from gan_jax import loop
 from gan_jax import parallel
 from gan_jax import seeds
 from gan_jax import train
-from gan_jax.config import Config, ConfigError
+from gan_jax.config import ConfigError
 from gan_jax.metrics import toy as toy_metrics
 import subprocess_env
+import testing
 
-TINY = Config(workdir='/unused', dataset='ring8', loss='hinge', z_dim=4,
-              g_hidden=(16, 16), d_hidden=(16, 16), batch_size=32,
-              num_steps=20, log_every=10, num_eval_samples=100)
+TINY = testing.tiny_toy_config(loss='hinge')
 
 
 def alone(config):
@@ -50,11 +51,11 @@ class SeedsTest(absltest.TestCase):
   def test_each_member_equals_its_seed_trained_alone(self):
     for m, config in enumerate(self.configs):
       state, samples = alone(config)
+      member = testing.member(self.result.state, m)
       for name in ('g_params', 'd_params'):
-        for a, b in zip(jax.tree.leaves(getattr(self.result.state, name)),
-                        jax.tree.leaves(getattr(state, name))):
-          np.testing.assert_allclose(np.asarray(a)[m], b, atol=1e-5,
-                                     err_msg=f'member {m} {name}')
+        chex.assert_trees_all_close(getattr(member, name), getattr(state, name),
+                                    rtol=1e-7, atol=1e-5,
+                                    custom_message=f'member {m} {name}')
       np.testing.assert_allclose(self.result.samples[m], samples, atol=1e-5,
                                  err_msg=f'member {m} samples')
       self.assertEqual(int(self.result.state.step[m]), config.num_steps)
@@ -65,7 +66,7 @@ class SeedsTest(absltest.TestCase):
         np.abs(self.result.samples[0] - self.result.samples[1]).max(), 0.01)
 
   def test_finals_are_the_toy_metrics_of_each_members_samples(self):
-    data = train.build(TINY)[0]
+    data = data_lib.build(TINY)
     for m, final in enumerate(self.result.finals):
       expected = toy_metrics.mode_metrics(self.result.samples[m], data.means,
                                           data.std)
@@ -85,7 +86,7 @@ class SeedsTest(absltest.TestCase):
     config = TINY.replace(workdir=workdir, seed=3)
     finals = seeds.run(config, 2, out=io.StringIO())
     samples = np.load(os.path.join(workdir, 'samples.npy'))
-    self.assertEqual(samples.shape, (2, 100, 2))
+    chex.assert_shape(samples, (2, 100, 2))
     # Seed 3 is the first member of the shared result above; seed 4 there
     # has other hyperparameters.
     np.testing.assert_allclose(samples[0], self.result.samples[0], atol=1e-5)
@@ -136,8 +137,7 @@ class DivergingMemberTest(absltest.TestCase):
     self.assertNotIn('diverged_at', result.finals[0])
     for record in result.logs[0]:
       self.assertTrue(all(np.isfinite(v) for v in record.values()), record)
-    for leaf in jax.tree.leaves(result.state.d_params):
-      self.assertTrue(np.isfinite(np.asarray(leaf)[0]).all())
+    chex.assert_tree_all_finite(testing.member(result.state.d_params, 0))
     # The member's first non-finite step is the step at which the same run
     # trained alone stops.
     with self.assertRaises(loop.TrainingDiverged) as stopped:
@@ -153,11 +153,10 @@ class SplitOverDevicesTest(absltest.TestCase):
   """`--num_seeds` split over CPU devices computes what one device does."""
 
   def run_main(self, workdir, cpu_devices, num_seeds=4):
-    command = [sys.executable, '-m', 'gan_jax.main', '--dataset=ring8',
-               '--loss=hinge', '--z_dim=4', '--g_hidden=16,16',
-               '--d_hidden=16,16', '--batch_size=32', '--num_steps=10',
-               '--log_every=5', '--num_eval_samples=100', f'--num_seeds={num_seeds}',
-               f'--cpu_devices={cpu_devices}', f'--workdir={workdir}']
+    command = [sys.executable, '-m', 'gan_jax.main',
+               *testing.argv(TINY.replace(num_steps=10, log_every=5)),
+               f'--num_seeds={num_seeds}', f'--cpu_devices={cpu_devices}',
+               f'--workdir={workdir}']
     done = subprocess.run(command, capture_output=True, text=True,
                           env=subprocess_env.env(), check=False, timeout=300)
     self.assertEqual(done.returncode, 0, done.stderr)
@@ -168,7 +167,7 @@ class SplitOverDevicesTest(absltest.TestCase):
     out_two, two = self.run_main(self.create_tempdir().full_path, 2)
     self.assertNotIn('split over', out_one)
     self.assertIn('4 runs split over 2 CPU devices, 2 per device', out_two)
-    self.assertEqual(one.shape, (4, 100, 2))
+    chex.assert_shape(one, (4, 100, 2))
     # The same arithmetic per member; only float reassociation may differ.
     np.testing.assert_allclose(two, one, atol=1e-5)
 
@@ -177,7 +176,7 @@ class SplitOverDevicesTest(absltest.TestCase):
     out_two, two = self.run_main(self.create_tempdir().full_path, 2, num_seeds=3)
     self.assertIn('3 runs split over 2 CPU devices, 2 per device (1 padding '
                   'run(s), discarded)', out_two)
-    self.assertEqual(two.shape, (3, 100, 2))
+    chex.assert_shape(two, (3, 100, 2))
     np.testing.assert_allclose(two, one, atol=1e-5)
 
 

@@ -12,15 +12,16 @@ import sys
 from absl import flags
 from absl.testing import absltest
 from absl.testing import flagsaver
+import chex
 import numpy as np
 
 from gan_jax.analysis import results
 from gan_jax import sweep
-from gan_jax.config import Config, ConfigError
+from gan_jax.config import ConfigError
+import testing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(dataset='ring8', z_dim=4, g_hidden='16,16', d_hidden='16,16',
-            batch_size=32, num_steps=10, log_every=10, num_eval_samples=100)
+TINY = testing.flag_values(testing.tiny_toy_config(num_steps=10))
 
 
 class GridTest(absltest.TestCase):
@@ -44,7 +45,7 @@ class GridTest(absltest.TestCase):
         sweep.parse_grid(grid)
 
   def test_programs_batch_only_float_hyperparameters(self):
-    base = Config(workdir='w')
+    base = testing.tiny_toy_config(workdir='w')
     configs = [base.replace(g_lr=1e-4), base.replace(loss='hinge'),
                base.replace(g_lr=1e-3, beta1=0.1), base.replace(d_steps=5),
                base.replace(d_lr=3e-4)]
@@ -132,7 +133,7 @@ class ResumeTest(absltest.TestCase):
       # Alone in its program now, batched with g_lr=1e-4 before: same runs.
       np.testing.assert_allclose(
           np.load(os.path.join(lost, 'samples.npy')), before, atol=1e-5)
-      self.assertEqual(before.shape, (2, 100, 2))
+      chex.assert_shape(before, (2, 100, 2))
 
       with self.assertRaisesRegex(ConfigError, r'holds a different sweep '
                                   r'\(its grid, configurations differ\)'):

@@ -202,8 +202,6 @@ class DigitsCommandLineTest(absltest.TestCase):
     self.assertIn('d_penalty', records[0])
 
 
-if __name__ == '__main__':
-  absltest.main()
 
 
 class TfdsTrainingTest(parameterized.TestCase):
@@ -265,3 +263,7 @@ class ImageSeedsTest(absltest.TestCase):
                                      err_msg=f'member {m} {name}')
       samples = train.generate(steps, state, train.eval_latents(config))
       np.testing.assert_allclose(result.samples[m], samples, atol=1e-5)
+
+
+if __name__ == '__main__':
+  absltest.main()

@@ -125,6 +125,13 @@ class Config:
       'SIGTERM/Ctrl-C.',
       check=cf.Check(lambda v: v >= 0, 'must be a positive multiple of '
                      '--log_every, or 0 for 10 x --log_every'))
+  preempt_grace_s: float = cf.field(
+      25.0, 'Seconds a stop on SIGTERM/Ctrl-C may take: chunks run in pieces '
+      'of at most a quarter of it, and the run stops (with a checkpoint) at '
+      'the end of the piece running at the signal; 0 = run each chunk whole '
+      'and stop at its end.',
+      check=cf.Check(lambda v: v >= 0, 'must be >= 0 seconds (0 runs each '
+                     'chunk whole)'))
   keep_checkpoints: int = cf.field(
       3, 'How many of the latest checkpoints to keep.', check=cf.AT_LEAST_ONE)
   multihost: bool = cf.field(

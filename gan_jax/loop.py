@@ -1,27 +1,35 @@
-"""The training loop: jitted `lax.scan` over chunks of steps; the host only
-logs, checks and checkpoints between chunks.
+"""The training loop: jitted chunks of steps; the host only logs, checks and
+checkpoints between chunks.
 
-A chunk of `n` steps is one compiled program,
+A chunk of up to `capacity` steps is one compiled program that runs `n` of
+them, `n` an argument (a `lax.fori_loop`, per-step metrics written into
+`capacity` rows):
 
-    run_chunk = jit(lambda s: lax.scan(lambda s, _: train_step(s), s, None, n))
+    run_chunk = jit(lambda s, n: fori_loop(0, n, train_step on s, ...))
 
 so the host is touched once per chunk: to read that chunk's metrics, check
 that every loss and parameter is finite, measure throughput, draw progress,
 and hand the state to `on_chunk` (which checkpoints). Per-step keys come from
-`fold_in(state.rng, state.step)`, so the result does not depend on `n`.
+`fold_in(state.rng, state.step)`, so the result does not depend on how the
+steps are split into calls.
 
-Chunks end on multiples of `log_every` (and at `num_steps`): a run resumed
-from a checkpoint at any chunk end runs exactly the chunks, hence exactly the
-compiled programs, that the uninterrupted run would have, which is what makes
-resuming bit-identical. Programs are compiled ahead of time
-(`.lower().compile()`) so the reported steps/s never includes compilation.
+Chunks end on multiples of `log_every` (and at `num_steps`), and every chunk
+runs the same compiled program (capacity `log_every`), whatever its length: a
+run resumed from a checkpoint at any step executes the same program on the
+same inputs as an uninterrupted one, which is what makes resuming
+bit-identical. With a stop deadline (`gan_jax.preemption`) a chunk runs in
+pieces, calls of that program with `n` sized from the measured pace, and a
+stop request is honoured between pieces; without one a chunk is one call.
+Programs are compiled ahead of time (`.lower().compile()`), so the reported
+steps/s never includes compilation.
 
 One run and M runs trained together (seeds, float hyperparameters;
 `gan_jax.seeds`) go through the same loop; only the program transform
 differs: the identity for one run, `vmap` over the states' leading member
 axis, split over devices with `shard_map`, for members
 
-    run_chunk = jit(shard_map(vmap(lambda s: lax.scan(...)), P('seed')))
+    run_chunk = jit(lambda s, n: shard_map(vmap(lambda s: fori_loop(...)),
+                                           P('seed'))(s))
 
 (`gan_jax.parallel.Layout`).
 """
@@ -29,9 +37,8 @@ axis, split over devices with `shard_map`, for members
 from __future__ import annotations
 
 import dataclasses
-import signal
+import functools
 import sys
-import threading
 import time
 from typing import Callable, Optional
 
@@ -40,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import parallel
+from gan_jax import preemption
 from gan_jax.logging_utils import Progress
 from gan_jax.logging_utils import format_eta  # pylint: disable=unused-import
 from gan_jax.state import GANState
@@ -63,15 +71,62 @@ def scan_steps(train_step: Callable, state: GANState, num_steps: int,
   return jax.lax.scan(train_step, state, xs, length=num_steps)
 
 
-class ChunkRunner:
-  """Compiles and caches one jitted scan program per chunk length.
+def run_steps(train_step: Callable, state: GANState, num_steps, capacity: int,
+              xs=None, first=0):
+  """Runs `num_steps` (traced, at most `capacity`) of `train_step` in one
+  `lax.fori_loop`.
 
-  `transform` maps the chunk `(state[, xs]) -> (state, metrics)` to the
-  program that runs it: the identity for one run, `vmap` (and `shard_map`)
-  over a member axis for several (`gan_jax.parallel.Layout.transform`). With
-  `state_sharding` (e.g. replicated over a device mesh), the program's input
-  and output state carry that sharding, so chunk after chunk reuses the same
-  compiled program without resharding.
+  Returns the state and the per-step metrics, each an array of `capacity`
+  rows of which the first `num_steps` are filled (the rest are zero). With
+  `xs` (streamed data), step i of the call is `train_step(state,
+  xs[first + i])`. The same bits as `scan_steps` over the same steps.
+  """
+  args = () if xs is None else (jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype),)
+  _, shapes = jax.eval_shape(train_step, state, *args)
+  # zeros_like a leaf of the state: under shard_map, as varying as the state.
+  like = jax.tree.leaves(state)[0]
+  rows = jax.tree.map(lambda m: jnp.zeros_like(
+      like, shape=(capacity,) + m.shape, dtype=m.dtype), shapes)
+
+  def step(i, carry):
+    s, rows = carry
+    if xs is None:
+      s, metrics = train_step(s)
+    else:
+      s, metrics = train_step(s, jax.lax.dynamic_index_in_dim(
+          xs, first + i, keepdims=False))
+    rows = jax.tree.map(
+        lambda r, m: jax.lax.dynamic_update_index_in_dim(r, m, i, 0), rows,
+        metrics)
+    return s, rows
+
+  return jax.lax.fori_loop(0, num_steps, step, (state, rows))
+
+
+def pad_steps(xs: jax.Array, capacity: int) -> jax.Array:
+  """Streamed batches (leading axis: the chunk's steps) zero-padded to
+  `capacity` steps and placed as they were, so that chunks of every length
+  run the same compiled program."""
+  missing = capacity - xs.shape[0]
+  if not missing:
+    return xs
+  pad = lambda x: jnp.concatenate(
+      [x, jnp.zeros((missing,) + x.shape[1:], x.dtype)])
+  return jax.jit(pad, out_shardings=xs.sharding)(xs)
+
+
+class ChunkRunner:
+  """Compiles and caches one jitted program per chunk capacity.
+
+  The program for capacity C runs any number n <= C of steps, n an
+  argument: `(state, n) -> (state, metrics)`, or `(state, xs, first, n)` for
+  streamed data (`run_steps`); metrics have C rows. `transform` maps the
+  chunk to the program that runs it: the identity for one run, `vmap` (and
+  `shard_map`) over a member axis for several
+  (`gan_jax.parallel.Layout.transform`). With `state_sharding` (e.g.
+  replicated over a device mesh), the program's input and output state
+  carry that sharding, so call after call reuses the same compiled program
+  without resharding.
   """
 
   def __init__(self, train_step: Callable, state_sharding=None,
@@ -83,34 +138,49 @@ class ChunkRunner:
     self.compile_seconds = 0.0
     self.compilations = 0
 
-  def compiled(self, state: GANState, length: int, xs=None) -> Callable:
-    """The program `(state[, xs]) -> (state, metrics)` for `length` steps."""
-    key = (length, xs is not None)
+  def compiled(self, state: GANState, capacity: int, xs=None) -> Callable:
+    """The program running up to `capacity` steps (`xs`: `capacity` steps
+    of streamed batches)."""
+    key = (capacity, xs is not None)
     if key not in self._compiled:
       start = time.perf_counter()
+      count = np.int32(0)
+      run = functools.partial(run_steps, self._train_step, capacity=capacity)
+      if xs is None:
+        program = lambda s, n: self._transform(
+            lambda s: run(s, n))(s)
+        args = (state, count)
+      else:
+        program = lambda s, x, first, n: self._transform(
+            lambda s, x: run(s, n, xs=x, first=first))(s, x)
+        args = (state, xs, count, count)
       kwargs = {}
       if self._state_sharding is not None:
-        in_shardings = (self._state_sharding,)
+        scalar = jax.sharding.NamedSharding(self._state_sharding.mesh,
+                                            jax.sharding.PartitionSpec())
+        in_shardings = (self._state_sharding, scalar)
         if xs is not None:
-          in_shardings += (jax.tree.map(lambda x: x.sharding, xs),)
+          in_shardings = (self._state_sharding, xs.sharding, scalar, scalar)
         kwargs = dict(in_shardings=in_shardings,
                       out_shardings=(self._state_sharding,
                                      self._state_sharding))
-      if xs is None:
-        chunk = lambda s: scan_steps(self._train_step, s, length)
-        args = (state,)
-      else:
-        chunk = lambda s, x: scan_steps(self._train_step, s, length, x)
-        args = (state, xs)
-      fn = jax.jit(self._transform(chunk), donate_argnums=0, **kwargs)
+      fn = jax.jit(program, donate_argnums=0, **kwargs)
       self._compiled[key] = fn.lower(*args).compile()
       self.compile_seconds += time.perf_counter() - start
       self.compilations += 1
     return self._compiled[key]
 
-  def __call__(self, state: GANState, length: int, xs=None):
-    program = self.compiled(state, length, xs)
-    return program(state) if xs is None else program(state, xs)
+  def __call__(self, state: GANState, length: int, xs=None,
+               capacity: Optional[int] = None, first: int = 0):
+    """Runs `length` steps (of `xs` from row `first`) with the program of
+    `capacity` (default: `length`, or the rows of `xs`); metrics have
+    `capacity` rows."""
+    if capacity is None:
+      capacity = length if xs is None else xs.shape[0]
+    program = self.compiled(state, capacity, xs)
+    if xs is None:
+      return program(state, np.int32(length))
+    return program(state, xs, np.int32(first), np.int32(length))
 
 
 def player_of(metric: str) -> str:
@@ -173,42 +243,6 @@ def next_chunk(step: int, num_steps: int, log_every: int) -> int:
   return min(log_every - step % log_every, num_steps - step)
 
 
-class StopRequest:
-  """SIGTERM and SIGINT (Ctrl-C) ask the loop to stop at the next chunk end.
-
-  Used as a context manager around training: inside it, the first signal only
-  sets `signal_name`; the loop then checkpoints and stops cleanly. A second
-  Ctrl-C interrupts at once (KeyboardInterrupt). Outside the main thread
-  (where Python cannot install handlers) it does nothing.
-  """
-
-  SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-  def __init__(self):
-    self.signal_name: Optional[str] = None
-    self._previous = {}
-
-  def __bool__(self) -> bool:
-    return self.signal_name is not None
-
-  def _handle(self, signum, frame):
-    del frame
-    if self.signal_name is not None and signum == signal.SIGINT:
-      raise KeyboardInterrupt
-    self.signal_name = signal.Signals(signum).name
-
-  def __enter__(self) -> 'StopRequest':
-    if threading.current_thread() is threading.main_thread():
-      for sig in self.SIGNALS:
-        self._previous[sig] = signal.signal(sig, self._handle)
-    return self
-
-  def __exit__(self, *exc) -> None:
-    for sig, handler in self._previous.items():
-      signal.signal(sig, handler)
-    self._previous.clear()
-
-
 @dataclasses.dataclass
 class Stats:
   """What `train` measured, for callers that report it.
@@ -245,13 +279,31 @@ class MembersProgress:
     pass
 
 
+def _rows(metrics: dict, n: int, axis: int) -> dict[str, np.ndarray]:
+  """The first `n` steps of per-step metrics (steps on `axis`)."""
+  return {k: np.asarray(v)[(slice(None),) * axis + (slice(0, n),)]
+          for k, v in metrics.items()}
+
+
+def _joined(pieces: list[dict], axis: int) -> tuple[dict[str, np.ndarray], int]:
+  """Per-step metrics of consecutive pieces as one, and their step count."""
+  if not pieces:
+    return {}, 0
+  joined = {k: np.concatenate([p[k] for p in pieces], axis=axis)
+            for k in pieces[0]}
+  return joined, next(iter(joined.values())).shape[axis]
+
+
 def train(state: GANState, train_step: Callable, num_steps: int,
           log_every: int,
           on_log: Optional[Callable[[list[Metrics]], None]] = None,
           out=sys.stdout,
           on_chunk: Optional[Callable[[GANState], bool]] = None,
           layout: Optional[parallel.Layout] = None, data_chunks=None,
-          stats: Optional[Stats] = None) -> GANState:
+          stats: Optional[Stats] = None,
+          on_stop: Optional[Callable[[GANState, dict], None]] = None,
+          grace_s: float = 0.0,
+          earlier: Optional[dict[str, np.ndarray]] = None) -> GANState:
   """Trains from `state.step` to `num_steps` in chunks ending on multiples of
   `log_every`.
 
@@ -270,6 +322,16 @@ def train(state: GANState, train_step: Callable, num_steps: int,
   the others (under vmap they cannot influence each other), so its first bad
   step goes to `stats.diverged` and training goes on.
 
+  Stopping (`gan_jax.preemption`): with `on_stop`, a chunk runs in pieces
+  that `preemption.Pacer` sizes to `grace_s`, and before each piece, when
+  any process has been asked to stop, the steps of the chunk done so far
+  are checked like a chunk's and `on_stop(state, metrics)` runs with their
+  per-step metrics (for the checkpoint), and training returns. `earlier`
+  holds those metrics of the steps before `state.step` of a chunk a stopped
+  run began (restored with its checkpoint), so the chunk's record is the one
+  an uninterrupted run writes. Without `on_stop` the signals are given back
+  (`preemption.release`) and a chunk is one call.
+
   `data_chunks`, for data streamed from the host, yields each chunk's real
   batches (leading axis: the chunk's steps) in order; `train_step` then takes
   `(state, batches_of_one_step)`. The next chunk is read ahead (see
@@ -282,21 +344,44 @@ def train(state: GANState, train_step: Callable, num_steps: int,
   runner = ChunkRunner(train_step, layout.state_sharding, layout.transform)
   progress = (MembersProgress(num_steps, layout.members, out)
               if layout.member_axis else Progress(num_steps, out))
+  if on_stop is None:
+    preemption.release()
+  pacer = preemption.Pacer(grace_s if on_stop is not None else 0.0)
+  axis = int(layout.member_axis)
   step = int(np.ravel(jax.device_get(state.step))[0])
   try:
     while step < num_steps:
       length = next_chunk(step, num_steps, log_every)
-      xs = None if data_chunks is None else next(data_chunks)
-      program = runner.compiled(state, length, xs)
-      start = time.perf_counter()
-      state, metrics = program(state) if xs is None else program(state, xs)
-      metrics = jax.device_get(metrics)
-      seconds = time.perf_counter() - start
-      stats.train_seconds += seconds
+      xs = (None if data_chunks is None
+            else pad_steps(next(data_chunks), log_every))
+      program = runner.compiled(state, log_every, xs)
       stats.compile_seconds = runner.compile_seconds
       stats.compilations = runner.compilations
-      first = step + 1
-      step += length
+      pieces, earlier = ([earlier] if earlier else []), None
+      done, seconds = 0, 0.0
+      while done < length:
+        n = pacer.length(length - done)
+        if on_stop is not None:
+          stop, n = preemption.agree(preemption.requested() is not None, n)
+          if stop:
+            so_far, count = _joined(pieces, axis)
+            if count and not layout.member_axis:
+              check_finite(state, so_far, step - count + 1)
+            on_stop(state, so_far)
+            return state
+        start = time.perf_counter()
+        if xs is None:
+          state, metrics = program(state, np.int32(n))
+        else:
+          state, metrics = program(state, xs, np.int32(done), np.int32(n))
+        pieces.append(_rows(jax.device_get(metrics), n, axis))
+        pacer.record(n, time.perf_counter() - start)
+        seconds += time.perf_counter() - start
+        done += n
+        step += n
+      stats.train_seconds += seconds
+      metrics, count = _joined(pieces, axis)
+      first = step - count + 1
       members = layout.per_member(metrics)
       records = [{'step': step,
                   **{k: float(np.mean(v)) for k, v in mine.items()},
@@ -320,6 +405,6 @@ def train(state: GANState, train_step: Callable, num_steps: int,
   return state
 
 
-__all__ = ['ChunkRunner', 'MembersProgress', 'Stats', 'StopRequest',
-           'TrainingDiverged', 'check_finite', 'first_non_finite',
-           'format_eta', 'next_chunk', 'player_of', 'scan_steps', 'train']
+__all__ = ['ChunkRunner', 'MembersProgress', 'Stats', 'TrainingDiverged',
+           'check_finite', 'first_non_finite', 'format_eta', 'next_chunk',
+           'pad_steps', 'player_of', 'run_steps', 'scan_steps', 'train']

@@ -24,6 +24,10 @@ Kubernetes, Cloud TPU) or given by `--coordinator_address`,
 
 from __future__ import annotations
 
+from gan_jax import preemption  # pylint: disable=g-bad-import-order
+if __name__ == '__main__':  # first, before the imports that take seconds
+  preemption.install()  # a SIGTERM from now on stops cleanly (exit 0)
+
 import shlex
 import sys
 

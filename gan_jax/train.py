@@ -12,15 +12,21 @@ Several seeds trained as one program (`gan_jax.seeds`) take the same path:
 identity. What only one run does is here: checkpoints in `checkpoints/` (the
 newest `--keep_checkpoints`, which a run started again on the same workdir
 resumes from, bit-identically), in-training evaluations and pictures, and
-stopping cleanly on SIGTERM/Ctrl-C.
+stopping cleanly on SIGTERM/Ctrl-C within `--preempt_grace_s`
+(`gan_jax.preemption`), between chunk ends when need be.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import sys
 import time
+import zipfile
+from typing import Callable, Optional
+
 import jax
 import numpy as np
 
@@ -29,10 +35,12 @@ from gan_jax import checkpoint
 from gan_jax import config as config_lib
 from gan_jax import evaluation
 from gan_jax import data as data_lib
+from gan_jax import fileio
 from gan_jax import losses as losses_lib
 from gan_jax import loop
 from gan_jax import models as models_lib
 from gan_jax import parallel
+from gan_jax import preemption
 from gan_jax import regularizers
 from gan_jax import steps as steps_lib
 from gan_jax import workdir_lock
@@ -165,22 +173,64 @@ def final_record(config: Config, data, samples: np.ndarray, step: int,
 
 
 class Preempted(RuntimeError):
-  """Training stopped on SIGTERM/SIGINT after writing a checkpoint."""
+  """Training stopped on SIGTERM/SIGINT: at a step with a checkpoint in
+  `directory`, or before training began (`directory` None)."""
 
-  def __init__(self, step: int, signal_name: str, directory: str):
-    super().__init__(f'{signal_name}: stopped at step {step} with a '
-                     f'checkpoint in {directory}')
+  def __init__(self, step: Optional[int], signal_name: str,
+               directory: Optional[str] = None):
+    super().__init__(
+        f'{signal_name}: stopped at step {step} with a checkpoint in '
+        f'{directory}' if directory else
+        f'{signal_name}: stopped before training began')
     self.step = step
     self.signal_name = signal_name
     self.directory = directory
 
 
-def _any_process(flag: bool) -> bool:
-  """`flag` or-ed over all processes (every process must stop together)."""
-  if jax.process_count() == 1:
-    return flag
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+def _preempted(config: Config, step: Optional[int]) -> Preempted:
+  return Preempted(step, preemption.requested() or 'a stop request',
+                   checkpoint.directory(config.workdir) if step else None)
+
+
+def _stop_if_requested(config: Config, step: Optional[int]) -> None:
+  """Raises `Preempted` at `step` if any process was asked to stop."""
+  if preemption.agree(preemption.requested() is not None, 0)[0]:
+    raise _preempted(config, step)
+
+
+# A run stopped between chunk ends leaves the per-step metrics of the steps it
+# did of that chunk, for the run resuming it to log the chunk's record whole.
+CHUNK_METRICS = 'chunk_metrics.npz'
+
+
+def save_chunk_metrics(workdir: str, step: int, metrics: dict) -> None:
+  """`metrics` (per step) of the unfinished chunk's steps up to `step`."""
+  buffer = io.BytesIO()
+  np.savez(buffer, step=np.int64(step), **metrics)
+  fileio.atomic_write(os.path.join(workdir, CHUNK_METRICS), buffer.getvalue())
+
+
+def load_chunk_metrics(config: Config, step: int, warn: Callable[[str], None]
+                       ) -> Optional[dict]:
+  """The per-step metrics a run stopped at `step` saved, if `step` is not a
+  chunk end. Without them (none saved: a run that ended there and now trains
+  longer) the chunk's record averages the steps after `step` only; a file
+  that is damaged or of another step is warned about."""
+  path = os.path.join(config.workdir, CHUNK_METRICS)
+  if (step % config.log_every == 0 or step >= config.num_steps
+      or not os.path.exists(path)):
+    return None
+  try:
+    with np.load(path) as saved:
+      if int(saved['step']) == step:
+        return {k: saved[k] for k in saved.files if k != 'step'}
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    pass
+  begin = step - step % config.log_every + 1
+  end = step + loop.next_chunk(step, config.num_steps, config.log_every)
+  warn(f'warning: {path} lacks the metrics of steps {begin}..{step}; the '
+       f'record of step {end} averages steps {step + 1}..{end} only')
+  return None
 
 
 def run(config: Config, out=sys.stdout, err=sys.stderr) -> dict:
@@ -190,9 +240,16 @@ def run(config: Config, out=sys.stdout, err=sys.stderr) -> dict:
   If `config.workdir` holds a checkpoint, training resumes from the newest
   good one (see `gan_jax.checkpoint`); a checkpoint of a different config is
   refused with ConfigError before anything is written. Checkpoints are written
-  every `checkpoint_interval(config)` steps, at the end, and when SIGTERM or
-  SIGINT arrives (then `Preempted` is raised). On NaN/Inf, `TrainingDiverged`
-  is raised and the newest checkpoint is the last good state.
+  every `checkpoint_interval(config)` steps and at the end. On NaN/Inf,
+  `TrainingDiverged` is raised and the newest checkpoint is the last good
+  state.
+
+  SIGTERM or SIGINT (`gan_jax.preemption`) raises `Preempted`: before
+  training, where the run started, with nothing written; during training, at
+  the end of the piece of the chunk running then (pieces take at most a
+  quarter of `--preempt_grace_s`), after a checkpoint at that step (between
+  chunk ends, `CHUNK_METRICS` keeps the chunk's metrics so far); after the
+  last step, before the final evaluation.
 
   The batch is split over every device (`gan_jax.parallel`); in a multi-process
   run only process 0 prints and writes files. That process holds the
@@ -216,6 +273,7 @@ def _print(stream, text: str) -> None:
 
 def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
          ) -> dict:
+  _stop_if_requested(config, None)  # a signal while the process started
   # A data set that is not prepared, or a missing extractor or reference
   # (loaded now, by the evaluator), fails here, before anything is written.
   try:
@@ -227,7 +285,10 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
   steps = parallel.shard_batches(steps, layout.mesh)
   state, start_step, corrupt = checkpoint.resume(
       config, state, warn=lambda m: _print(err, m))
-  # Everything up to here only reads: bad input leaves the workdir untouched.
+  # Everything up to here only reads: bad input, or a signal received while
+  # starting, leaves the workdir untouched.
+  _stop_if_requested(config, start_step)
+  earlier = load_chunk_metrics(config, start_step, lambda m: _print(err, m))
   state = layout.place(state)
   real = (None if data_lib.is_image(config.dataset) else
           np.asarray(data.sample(jax.random.PRNGKey(config.seed),
@@ -244,12 +305,11 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
 
   start = time.perf_counter()
   try:
-    with loop.StopRequest() as stop:
+    with preemption.handling():
 
       def on_chunk(state: GANState) -> bool:
         step = int(state.step)
-        stopping = _any_process(bool(stop)) and step < config.num_steps
-        if step % every == 0 or step == config.num_steps or stopping:
+        if step % every == 0 or step == config.num_steps:
           files.flush()  # the log up to `step` is on disk before its checkpoint
           ckpt.save(state, config)
         picture = primary and due(config.image_every, step)
@@ -260,11 +320,17 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
           files.picture(step, samples)
         if evaluate_now:
           files.evaluation(evaluator(step, samples))
-        if stopping:
-          ckpt.wait()
-          raise Preempted(step, stop.signal_name or 'signal',
-                          checkpoint.directory(config.workdir))
         return False
+
+      def on_stop(state: GANState, chunk_metrics: dict) -> None:
+        step = int(state.step)
+        if step != start_step:
+          if chunk_metrics and primary:
+            save_chunk_metrics(config.workdir, step, chunk_metrics)
+          files.flush()
+          ckpt.save(state, config)
+        ckpt.wait()
+        raise _preempted(config, step)
 
       if start_step:
         _print(out, f'resuming from the checkpoint at step {start_step} in '
@@ -277,7 +343,8 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
         state = loop.train(state, steps.train_step, config.num_steps,
                            config.log_every, on_log=files.log, out=out,
                            on_chunk=on_chunk, layout=layout,
-                           data_chunks=chunks)
+                           data_chunks=chunks, on_stop=on_stop,
+                           grace_s=config.preempt_grace_s, earlier=earlier)
       except loop.TrainingDiverged as e:
         ckpt.wait()
         good = ckpt.latest_step()
@@ -285,8 +352,9 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
                 f'{checkpoint.directory(config.workdir)}' if good is not None
                 else 'no checkpoint had been written')
         raise TrainingDiverged(f'{e}; {kept}') from None
-    ckpt.save(state, config)  # a no-op unless training had nothing to do
-    ckpt.wait()
+      ckpt.save(state, config)  # a no-op unless training had nothing to do
+      ckpt.wait()
+      _stop_if_requested(config, int(state.step))
     train_seconds = time.perf_counter() - start
     samples = generate(steps, state, eval_latents(config))
     final = final_record(config, data, samples, int(state.step),
@@ -295,6 +363,9 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
       final.update({k: v for k, v in evaluator(final['step'], samples).items()
                     if k not in ('step', 'eval')})
     files.final([final], samples)
+    if primary:  # done: no unfinished chunk is left to resume
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(config.workdir, CHUNK_METRICS))
     return final
   finally:
     if chunks is not None:

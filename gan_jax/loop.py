@@ -1,36 +1,26 @@
 """The training loop: jitted chunks of steps; the host only logs, checks and
 checkpoints between chunks.
 
-A chunk of up to `capacity` steps is one compiled program that runs `n` of
-them, `n` an argument (a `lax.fori_loop`, per-step metrics written into
-`capacity` rows):
+A chunk is one compiled program that runs `n` steps, `n` an argument, up to
+its capacity (`log_every`), writing each step's metrics into a row:
 
-    run_chunk = jit(lambda s, n: fori_loop(0, n, train_step on s, ...))
+    run_chunk = jit(lambda s, n: fori_loop(0, n, train_step on s, rows))
 
-so the host is touched once per chunk: to read that chunk's metrics, check
-that every loss and parameter is finite, measure throughput, draw progress,
-and hand the state to `on_chunk` (which checkpoints). Per-step keys come from
-`fold_in(state.rng, state.step)`, so the result does not depend on how the
-steps are split into calls.
-
-Chunks end on multiples of `log_every` (and at `num_steps`), and every chunk
-runs the same compiled program (capacity `log_every`), whatever its length: a
-run resumed from a checkpoint at any step executes the same program on the
-same inputs as an uninterrupted one, which is what makes resuming
-bit-identical. With a stop deadline (`gan_jax.preemption`) a chunk runs in
-pieces, calls of that program with `n` sized from the measured pace, and a
-stop request is honoured between pieces; without one a chunk is one call.
-Programs are compiled ahead of time (`.lower().compile()`), so the reported
-steps/s never includes compilation.
+The host is touched once per chunk: to read its metrics, check that every
+loss and parameter is finite, measure throughput, draw progress, and hand the
+state to `on_chunk` (which checkpoints). Step t's randomness is
+`fold_in(state.rng, t)`, so the result does not depend on how the steps are
+split into calls; and every chunk, whatever its length, runs the same
+compiled program, so a run resumed at any step executes the same program on
+the same inputs as an uninterrupted one: resuming is bit-identical. With a
+stop deadline (`gan_jax.preemption`) a chunk runs as several calls, pieces
+sized from the measured pace, and a stop request is honoured between them.
+Programs are compiled ahead of time, so steps/s never includes compilation.
 
 One run and M runs trained together (seeds, float hyperparameters;
 `gan_jax.seeds`) go through the same loop; only the program transform
 differs: the identity for one run, `vmap` over the states' leading member
 axis, split over devices with `shard_map`, for members
-
-    run_chunk = jit(lambda s, n: shard_map(vmap(lambda s: fori_loop(...)),
-                                           P('seed'))(s))
-
 (`gan_jax.parallel.Layout`).
 """
 
@@ -144,26 +134,22 @@ class ChunkRunner:
     key = (capacity, xs is not None)
     if key not in self._compiled:
       start = time.perf_counter()
-      count = np.int32(0)
       run = functools.partial(run_steps, self._train_step, capacity=capacity)
       if xs is None:
-        program = lambda s, n: self._transform(
-            lambda s: run(s, n))(s)
-        args = (state, count)
+        program = lambda s, n: self._transform(lambda s: run(s, n))(s)
+        args = (state, np.int32(0))
       else:
         program = lambda s, x, first, n: self._transform(
             lambda s, x: run(s, n, xs=x, first=first))(s, x)
-        args = (state, xs, count, count)
+        args = (state, xs, np.int32(0), np.int32(0))
       kwargs = {}
       if self._state_sharding is not None:
-        scalar = jax.sharding.NamedSharding(self._state_sharding.mesh,
-                                            jax.sharding.PartitionSpec())
-        in_shardings = (self._state_sharding, scalar)
+        shardings = [self._state_sharding] + [jax.sharding.NamedSharding(
+            self._state_sharding.mesh, jax.sharding.PartitionSpec())] * 3
         if xs is not None:
-          in_shardings = (self._state_sharding, xs.sharding, scalar, scalar)
-        kwargs = dict(in_shardings=in_shardings,
-                      out_shardings=(self._state_sharding,
-                                     self._state_sharding))
+          shardings[1] = xs.sharding
+        kwargs = dict(in_shardings=tuple(shardings[:len(args)]),
+                      out_shardings=(self._state_sharding,) * 2)
       fn = jax.jit(program, donate_argnums=0, **kwargs)
       self._compiled[key] = fn.lower(*args).compile()
       self.compile_seconds += time.perf_counter() - start
@@ -375,8 +361,9 @@ def train(state: GANState, train_step: Callable, num_steps: int,
         else:
           state, metrics = program(state, xs, np.int32(done), np.int32(n))
         pieces.append(_rows(jax.device_get(metrics), n, axis))
-        pacer.record(n, time.perf_counter() - start)
-        seconds += time.perf_counter() - start
+        took = time.perf_counter() - start
+        pacer.record(n, took)
+        seconds += took
         done += n
         step += n
       stats.train_seconds += seconds

@@ -205,8 +205,9 @@ CHUNK_METRICS = 'chunk_metrics.npz'
 
 def save_chunk_metrics(workdir: str, step: int, metrics: dict) -> None:
   """`metrics` (per step) of the unfinished chunk's steps up to `step`."""
+  first = step - len(next(iter(metrics.values()))) + 1
   buffer = io.BytesIO()
-  np.savez(buffer, step=np.int64(step), **metrics)
+  np.savez(buffer, step=np.int64(step), first=np.int64(first), **metrics)
   fileio.atomic_write(os.path.join(workdir, CHUNK_METRICS), buffer.getvalue())
 
 
@@ -215,18 +216,19 @@ def load_chunk_metrics(config: Config, step: int, warn: Callable[[str], None]
   """The per-step metrics a run stopped at `step` saved, if `step` is not a
   chunk end. Without them (none saved: a run that ended there and now trains
   longer) the chunk's record averages the steps after `step` only; a file
-  that is damaged or of another step is warned about."""
+  that is damaged, or of another step or chunk, is warned about."""
   path = os.path.join(config.workdir, CHUNK_METRICS)
   if (step % config.log_every == 0 or step >= config.num_steps
       or not os.path.exists(path)):
     return None
+  begin = step - step % config.log_every + 1
   try:
     with np.load(path) as saved:
-      if int(saved['step']) == step:
-        return {k: saved[k] for k in saved.files if k != 'step'}
+      if (int(saved['step']), int(saved['first'])) == (step, begin):
+        return {k: saved[k] for k in saved.files
+                if k not in ('step', 'first')}
   except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
     pass
-  begin = step - step % config.log_every + 1
   end = step + loop.next_chunk(step, config.num_steps, config.log_every)
   warn(f'warning: {path} lacks the metrics of steps {begin}..{step}; the '
        f'record of step {end} averages steps {step + 1}..{end} only')

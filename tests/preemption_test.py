@@ -20,6 +20,7 @@ import tempfile
 import time
 
 from absl.testing import absltest
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,14 +29,13 @@ import orbax.checkpoint as ocp
 from gan_jax import loop
 from gan_jax import preemption
 from gan_jax import train
-from gan_jax.config import Config
 
 import subprocess_env
+import testing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = Config(workdir='/unused', batch_size=32, z_dim=4, g_hidden=(16, 16),
-              d_hidden=(16, 16), d_steps=2, g_ema_decay=0.9, g_lr=1e-3,
-              d_lr=1e-3, seed=3)
+TINY = testing.tiny_toy_config(d_steps=2, g_ema_decay=0.9, g_lr=1e-3,
+                               d_lr=1e-3, seed=3)
 
 # One chunk of 20000 steps of a small MLP: several seconds on a CPU, long
 # enough to be stopped in the middle of.
@@ -45,17 +45,6 @@ FLAGS = [f'--num_steps={NUM_STEPS}', f'--log_every={NUM_STEPS}', '--z_dim=2',
          '--num_eval_samples=300', '--seed=7']
 GRACE = 1.0
 TIMING = ('steps_per_sec', 'elapsed_sec', 'train_seconds')
-
-
-def _leaves(tree):
-  return [np.asarray(x) for x in jax.tree.leaves(tree)]
-
-
-def _assert_same_bits(test, a, b):
-  a, b = jax.tree.leaves(a), jax.tree.leaves(b)
-  test.assertEqual(len(a), len(b))
-  for x, y in zip(a, b):
-    test.assertTrue(np.array_equal(np.asarray(x), np.asarray(y)))
 
 
 class PiecesTest(absltest.TestCase):
@@ -74,20 +63,20 @@ class PiecesTest(absltest.TestCase):
       for n in split:
         state, metrics = runner(state, n, capacity=12)
         rows.append(jax.tree.map(lambda m, n=n: np.asarray(m)[:n], metrics))
-      _assert_same_bits(self, whole, state)
-      _assert_same_bits(self, whole_metrics,
+      chex.assert_trees_all_equal(whole, state)
+      chex.assert_trees_all_equal(whole_metrics,
                         jax.tree.map(lambda *r: np.concatenate(r), *rows))
     self.assertEqual(runner.compilations, 1)  # every piece: one program
 
     scan = lambda s, n: jax.jit(
         lambda s: loop.scan_steps(steps.train_step, s, n))(s)
     one_scan, scan_metrics = scan(fresh(), 12)
-    _assert_same_bits(self, whole, one_scan)
-    _assert_same_bits(self, whole_metrics, scan_metrics)
+    chex.assert_trees_all_equal(whole, one_scan)
+    chex.assert_trees_all_equal(whole_metrics, scan_metrics)
     state = fresh()
     for n in (7, 5):
       state, _ = scan(state, n)
-    _assert_same_bits(self, whole, state)
+    chex.assert_trees_all_equal(whole, state)
 
   def test_streamed_batches_in_pieces_of_a_padded_chunk(self):
     # step(s, x) depends on the order of the batches and their values.

@@ -166,12 +166,16 @@ def _hinge_d_loss(real_out: Array, fake_out: Array) -> Array:
       jax.nn.relu(1.0 + fake_out))
 
 
-HINGE = register(Loss(
-    name='hinge',
-    value=lambda r, f: -_hinge_d_loss(r, f),
-    d_loss=_hinge_d_loss,
-    g_loss=_critic_g_loss,
-    doc='hinge D loss, G minimises -E f(G(z))'))
+def _register_from_d_loss(name: str, d_loss: Callable, g_loss: Callable,
+                          doc: str, g_needs_real: bool = False) -> Loss:
+  """A loss whose value (what D ascends) is minus D's loss: V = -d_loss."""
+  return register(Loss(name=name, value=lambda r, f: -d_loss(r, f),
+                       d_loss=d_loss, g_loss=g_loss, g_needs_real=g_needs_real,
+                       doc=doc))
+
+
+HINGE = _register_from_d_loss('hinge', _hinge_d_loss, _critic_g_loss,
+                              'hinge D loss, G minimises -E f(G(z))')
 
 
 def _least_squares_d_loss(real_out: Array, fake_out: Array) -> Array:
@@ -187,12 +191,9 @@ def _least_squares_g_loss(fake_out: Array, real_out: Optional[Array] = None
   return 0.5 * jnp.mean(jnp.square(fake_out - 1.0))
 
 
-LEAST_SQUARES = register(Loss(
-    name='least_squares',
-    value=lambda r, f: -_least_squares_d_loss(r, f),
-    d_loss=_least_squares_d_loss,
-    g_loss=_least_squares_g_loss,
-    doc='LSGAN with targets a=0, b=1, c=1'))
+LEAST_SQUARES = _register_from_d_loss(
+    'least_squares', _least_squares_d_loss, _least_squares_g_loss,
+    'LSGAN with targets a=0, b=1, c=1')
 
 
 # ----------------------------------------------------------------------------
@@ -329,9 +330,7 @@ def _register_relativistic(name: str, d_loss: Callable, doc: str) -> Loss:
                        'g_loss needs real_out')
     return d_loss(fake_out, real_out)
 
-  return register(Loss(name=name, value=lambda r, f: -d_loss(r, f),
-                       d_loss=d_loss, g_loss=g_loss, g_needs_real=True,
-                       doc=doc))
+  return _register_from_d_loss(name, d_loss, g_loss, doc, g_needs_real=True)
 
 
 RA_SGAN = _register_relativistic(

@@ -96,8 +96,13 @@ class FlagsTest(absltest.TestCase):
     Config.define_flags()
     config = testing.tiny_toy_config(d_hidden=(8, 4), beta1=0.1)
     workdir = self.create_tempdir().full_path
-    with flagsaver.flagsaver(workdir=workdir, **testing.flag_values(config)):
-      self.assertEqual(Config.from_flags(), config.replace(workdir=workdir))
+    # Other tests in this process may have left flags set: start from the
+    # defaults, as a fresh command line does.
+    defaults = {f.name: flags.FLAGS[f.name].default
+                for f in dataclasses.fields(Config) if f.name in flags.FLAGS}
+    with flagsaver.flagsaver(**defaults):
+      with flagsaver.flagsaver(workdir=workdir, **testing.flag_values(config)):
+        self.assertEqual(Config.from_flags(), config.replace(workdir=workdir))
 
   def test_only_what_differs_from_the_defaults(self):
     self.assertEqual(testing.argv(Config(workdir='elsewhere')), [])

@@ -170,6 +170,7 @@ def _examine(manager, step: int, config: Config, target):
         meta=ocp.args.JsonRestore())).meta
   except Exception as e:  # pylint: disable=broad-except
     return _one_line(e)
+  cm.refuse_newer_format(meta, where)
   problem = cm.meta_problem(meta, step)
   if problem:
     return problem

@@ -210,16 +210,28 @@ def config_differences(saved: dict, config: Config) -> list[str]:
   return diffs
 
 
+def refuse_newer_format(meta_item, where: str) -> None:
+  """Raises ResumeRefused if the meta says it is of a format newer than this
+  version reads, whatever fields that format has (checked before the fields,
+  so a newer checkpoint is never taken for a damaged one)."""
+  if not isinstance(meta_item, dict):
+    return
+  fmt = meta_item.get('format')
+  if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > FORMAT:
+    written = meta_item.get('versions')
+    by = (written.get('gan_jax', 'unknown') if isinstance(written, dict)
+          else 'unknown')
+    raise ResumeRefused(
+        f'{where} is of checkpoint format {fmt}, written by gan_jax {by}; '
+        f'this gan_jax ({versions()["gan_jax"]}) reads format {FORMAT}: '
+        'resume it with that version, or use a new --workdir')
+
+
 def refuse_other_run(meta_item: dict, config: Config, where: str) -> None:
   """Raises ResumeRefused, naming what differs, unless the checkpoint at
   `where` (of sound meta) can continue `config`: its format is one this
   version reads, its config differs only in `RESUMABLE_CHANGES`."""
-  if not is_legacy(meta_item) and meta_item['format'] > FORMAT:
-    raise ResumeRefused(
-        f'{where} is of checkpoint format {meta_item["format"]}, written by '
-        f'gan_jax {meta_item["versions"].get("gan_jax", "unknown")}; this '
-        f'gan_jax ({versions()["gan_jax"]}) reads format {FORMAT}: resume it '
-        'with that version, or use a new --workdir')
+  refuse_newer_format(meta_item, where)
   diffs = config_differences(meta_item['config'], config)
   if diffs:
     raise ResumeRefused(

@@ -75,11 +75,13 @@ def install() -> bool:
   """From now on SIGTERM and SIGINT request a clean stop (idempotent).
 
   Returns whether the handlers are in place: Python lets only the main
-  thread install them.
+  thread install them. A signal the process was started ignoring (SIGINT
+  for a job started with `&` from a script) stays ignored.
   """
   if not _previous and threading.current_thread() is threading.main_thread():
     for sig in SIGNALS:
-      _previous[sig] = signal.signal(sig, _handle)
+      if signal.getsignal(sig) is not signal.SIG_IGN:
+        _previous[sig] = signal.signal(sig, _handle)
   return installed()
 
 

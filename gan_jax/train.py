@@ -311,9 +311,8 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
 
       def on_chunk(state: GANState) -> bool:
         step = int(state.step)
-        if step % every == 0 or step == config.num_steps:
-          files.flush()  # the log up to `step` is on disk before its checkpoint
-          ckpt.save(state, config)
+        # Pictures and evaluations first: a run killed before the checkpoint
+        # below resumes from an earlier one and redoes them.
         picture = primary and due(config.image_every, step)
         evaluate_now = evaluator is not None and due(config.eval_every, step)
         if picture or evaluate_now:  # one set of samples serves both
@@ -322,9 +321,13 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
           files.picture(step, samples)
         if evaluate_now:
           files.evaluation(evaluator(step, samples))
+        if step % every == 0 or step == config.num_steps:
+          files.flush()  # the log up to `step` is on disk before its checkpoint
+          ckpt.save(state, config)
         return False
 
       def on_stop(state: GANState, chunk_metrics: dict) -> None:
+        workdir_lock.check(config.workdir)  # never write into a removed one
         step = int(state.step)
         if step != start_step:
           if chunk_metrics and primary:
@@ -370,10 +373,13 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
         os.remove(os.path.join(config.workdir, CHUNK_METRICS))
     return final
   finally:
-    if chunks is not None:
-      chunks.close()
-    ckpt.close()
-    files.close()
+    # Each closes even if one before it raises: the log is fsynced and
+    # orbax's writes end before the workdir lock is let go.
+    with contextlib.ExitStack() as closing:
+      closing.callback(files.close)
+      closing.callback(ckpt.close)
+      if chunks is not None:
+        closing.callback(chunks.close)
 
 
 def summary(config: Config, final: dict) -> str:

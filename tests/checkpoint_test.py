@@ -348,6 +348,9 @@ class MetaTest(parameterized.TestCase):
         (lambda meta: meta['structure'].pop(),
          "['kernel'] is absent there vs float32[4, 1] here"),
         (lambda meta: meta.update(format=3),
+         'is of checkpoint format 3, written by gan_jax'),
+        # A newer format without a field of this one is newer, not damaged.
+        (lambda meta: (meta.update(format=3), meta.pop('structure')),
          'is of checkpoint format 3, written by gan_jax')):
       with self.assertRaisesRegex(checkpoint.ResumeRefused, re.escape(says)):
         self._resume(edit=edit)

@@ -225,9 +225,14 @@ def load_chunk_metrics(config: Config, step: int, warn: Callable[[str], None]
   try:
     with np.load(path) as saved:
       if (int(saved['step']), int(saved['first'])) == (step, begin):
-        return {k: saved[k] for k in saved.files
-                if k not in ('step', 'first')}
-  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        metrics = {k: saved[k] for k in saved.files
+                   if k not in ('step', 'first')}
+        # One row per step of begin..step in every metric, or it is damaged.
+        if metrics and all(v.ndim >= 1 and len(v) == step - begin + 1
+                           for v in metrics.values()):
+          return metrics
+  except (OSError, ValueError, KeyError, TypeError, EOFError,
+          zipfile.BadZipFile):
     pass
   end = step + loop.next_chunk(step, config.num_steps, config.log_every)
   warn(f'warning: {path} lacks the metrics of steps {begin}..{step}; the '

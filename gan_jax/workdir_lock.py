@@ -90,11 +90,20 @@ def _removed(workdir: str) -> FileNotFoundError:
 def check(workdir: str) -> None:
   """Raises FileNotFoundError if this process holds `workdir` and it was
   removed (or moved away) since: writing on would lose what went to the
-  removed files, and recreate only parts of it. Does nothing for a workdir
-  this process does not hold."""
-  held = _held.get(os.path.realpath(workdir))
-  if held is not None and not held.intact():
-    raise _removed(workdir)
+  removed files, and recreate only parts of it. A directory inside a held
+  one (a sweep's points inside the sweep directory) is checked through the
+  held one. Does nothing for a workdir this process does not hold."""
+  path = os.path.realpath(workdir)
+  while True:
+    held = _held.get(path)
+    if held is not None:
+      if not held.intact():
+        raise _removed(workdir)
+      return
+    parent = os.path.dirname(path)
+    if parent == path:
+      return
+    path = parent
 
 
 def _make_dirs(path: str) -> list[str]:

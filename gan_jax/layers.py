@@ -71,7 +71,7 @@ flax's layers to 1e-5 relative; `bench/conv_formulations.py` times them.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, ClassVar, NamedTuple, Optional, Sequence, Union
 
 import flax.linen as nn
 import jax
@@ -292,9 +292,33 @@ def _check_input(x: Array, name: str) -> None:
     raise ValueError(f'{name} takes NHWC inputs (4-D), got shape {x.shape}')
 
 
+class _Formulation(NamedTuple):
+  """How one kind of convolution is computed: its pads, its matmul form (CPU)
+  and XLA's own convolution."""
+
+  pads: Callable      # (padding, spatial (H, W), kernel size, strides) -> pads
+  matmul: Callable    # (x, kernel, strides, pads, precision) -> y
+  xla: Callable       # (x, kernel, strides, pads, precision) -> y
+
+
+_CONV = _Formulation(
+    pads=conv_padding,
+    matmul=conv2d,
+    xla=lambda x, k, s, p, precision: lax.conv_general_dilated(
+        x, k, s, p, dimension_numbers=DIMENSION_NUMBERS, precision=precision))
+
+_CONV_TRANSPOSE = _Formulation(
+    # The transposed convolution's pads depend on the kernel only.
+    pads=lambda padding, spatial, ks, s: conv_transpose_padding(padding, ks, s),
+    matmul=conv2d_transpose,
+    xla=lambda x, k, s, p, precision: lax.conv_transpose(
+        x, k, s, p, dimension_numbers=DIMENSION_NUMBERS, precision=precision))
+
+
 class _Convolution(nn.Module):
   """What `Conv` and `ConvTranspose` share: their fields, parameters and the
-  choice between the matmul formulation (CPU) and XLA's convolution.
+  choice between the matmul formulation (CPU) and XLA's convolution; each
+  subclass names its `_Formulation`.
 
   Parameters `kernel` (kh, kw, C, features) and `bias` (features,), with
   flax's default initialisers, so flax's layers' variables apply unchanged.
@@ -309,6 +333,8 @@ class _Convolution(nn.Module):
       'matmul' or 'xla'.
   """
 
+  formulation: ClassVar[_Formulation]
+
   features: int
   kernel_size: Union[int, Sequence[int]] = (3, 3)
   strides: Union[int, Sequence[int]] = 1
@@ -321,15 +347,6 @@ class _Convolution(nn.Module):
   bias_init: Callable = nn.initializers.zeros_init()
   implementation: str = 'auto'
 
-  def _pads(self, spatial, ks, strides):
-    raise NotImplementedError
-
-  def _matmul(self, x, kernel, strides, pads):
-    raise NotImplementedError
-
-  def _xla(self, x, kernel, strides, pads):
-    raise NotImplementedError
-
   @nn.compact
   def __call__(self, x: Array) -> Array:
     _check_input(x, type(self).__name__)
@@ -341,11 +358,10 @@ class _Convolution(nn.Module):
                        self.param_dtype) if self.use_bias else None)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias,
                                               dtype=self.dtype)
-    pads = self._pads(x.shape[1:3], ks, strides)
-    if _use_matmul(self.implementation):
-      y = self._matmul(x, kernel, strides, pads)
-    else:
-      y = self._xla(x, kernel, strides, pads)
+    form = self.formulation
+    pads = form.pads(self.padding, x.shape[1:3], ks, strides)
+    compute = form.matmul if _use_matmul(self.implementation) else form.xla
+    y = compute(x, kernel, strides, pads, self.precision)
     if bias is not None:
       y = y + bias
     return y
@@ -357,16 +373,7 @@ class Conv(_Convolution):
   Fields as `flax.linen.Conv` (see `_Convolution`).
   """
 
-  def _pads(self, spatial, ks, strides):
-    return conv_padding(self.padding, spatial, ks, strides)
-
-  def _matmul(self, x, kernel, strides, pads):
-    return conv2d(x, kernel, strides, pads, self.precision)
-
-  def _xla(self, x, kernel, strides, pads):
-    return lax.conv_general_dilated(x, kernel, strides, pads,
-                                    dimension_numbers=DIMENSION_NUMBERS,
-                                    precision=self.precision)
+  formulation: ClassVar[_Formulation] = _CONV
 
 
 class ConvTranspose(_Convolution):
@@ -379,17 +386,7 @@ class ConvTranspose(_Convolution):
   (2H, 2W), as in flax.
   """
 
-  def _pads(self, spatial, ks, strides):
-    del spatial  # The transposed convolution's pads depend on the kernel only.
-    return conv_transpose_padding(self.padding, ks, strides)
-
-  def _matmul(self, x, kernel, strides, pads):
-    return conv2d_transpose(x, kernel, strides, pads, self.precision)
-
-  def _xla(self, x, kernel, strides, pads):
-    return lax.conv_transpose(x, kernel, strides, pads,
-                              dimension_numbers=DIMENSION_NUMBERS,
-                              precision=self.precision)
+  formulation: ClassVar[_Formulation] = _CONV_TRANSPOSE
 
 
 def spectral_norm(layer: nn.Module, enabled: bool = True, n_steps: int = 1

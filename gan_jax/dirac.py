@@ -26,6 +26,19 @@ WGAN-GP's |psi| has a kink at the equilibrium, so J(0, 0) does not exist.
 `tests/dirac_test.py` checks both spectra against `jax.jacfwd` for every
 loss.
 
+Two more stabilisers of the paper's Sec. 3 are set-up options here:
+
+* WGAN weight clipping (`weight_clip` = c): psi is clipped to [-c, c] after
+  every D update, the `d_weight_clip` of training (Arjovsky et al. 2017).
+* Instance noise (`instance_noise` = sigma; Sonderby et al. 2017): D sees
+  the real point and G's point blurred by N(0, sigma^2), x + eps and
+  theta + eps'. Each step draws `noise_draws` of each, so the step follows
+  a Monte-Carlo estimate of the expected field; its Jacobian is taken on
+  the expected field itself, the average over `noise_draws` normal
+  quantiles. For the minimax loss E[eps^2] = sigma^2 adds -sigma^2/2 to
+  J[1, 1] (h''(0) = g''(0) = -1/4 on both blurred points), so the
+  rotation is damped.
+
 `simulate` runs the library's own `Steps.train_step`, so every update scheme
 of `gan_jax.steps` is exercised on the game; `gan_jax.dirac_report` writes
 the table of every loss, penalty and scheme.
@@ -62,15 +75,19 @@ def _scalar(module: nn.Module, name: str, value: float) -> Array:
 
 
 class DiracGenerator(nn.Module):
-  """G(z) = theta for every z: the point mass delta_theta, shape (B, 1)."""
+  """G(z) = theta + noise_std z_1: the point mass delta_theta (noise_std = 0),
+  or G's point as D sees it under instance noise; shape (B, 1)."""
 
   theta0: float = 1.0
+  noise_std: float = 0.0
 
   @nn.compact
   def __call__(self, z: Array, train: bool = True) -> Array:
     del train
-    return jnp.broadcast_to(_scalar(self, 'theta', self.theta0),
-                            (z.shape[0], 1))
+    theta = _scalar(self, 'theta', self.theta0)
+    if self.noise_std:
+      return theta + self.noise_std * z[:, :1]
+    return jnp.broadcast_to(theta, (z.shape[0], 1))
 
 
 class DiracDiscriminator(nn.Module):
@@ -88,6 +105,19 @@ def dirac_data(key: Array, n: int) -> Array:
   """The data distribution delta_0: n zeros, shape (n, 1)."""
   del key
   return jnp.zeros((n, 1), jnp.float32)
+
+
+def noisy_dirac_data(noise_std: float) -> Callable[[Array, int], Array]:
+  """delta_0 as D sees it under instance noise: n draws of N(0, sigma^2)."""
+  return lambda key, n: noise_std * jax.random.normal(key, (n, 1),
+                                                      jnp.float32)
+
+
+def normal_quantiles(n: int) -> np.ndarray:
+  """The n quantiles Phi^-1((i + 1/2) / n) of N(0, 1): equal-weight points
+  whose averages approximate expectations under N(0, 1) deterministically."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  return stats.norm.ppf((np.arange(n) + 0.5) / n)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -131,7 +161,10 @@ class DiracSetup:
 
   Defaults are Mescheder et al. 2018's: theta0 = psi0 = 1, plain gradient
   steps of size 0.2, 500 steps. `regularizer` is 'none' or a name in
-  `gan_jax.regularizers`; gamma is its weight.
+  `gan_jax.regularizers`; gamma is its weight. `d_steps` D updates per G
+  update (alternating only); `weight_clip` > 0 clips psi to [-c, c] after
+  each D update; `instance_noise` > 0 blurs both points with
+  N(0, instance_noise^2), `noise_draws` draws each per step.
   """
 
   loss: str = 'non_saturating'
@@ -143,18 +176,27 @@ class DiracSetup:
   theta0: float = 1.0
   psi0: float = 1.0
   num_steps: int = 500
+  d_steps: int = 1
+  weight_clip: float = 0.0
+  instance_noise: float = 0.0
+  noise_draws: int = 1000
 
 
 def dirac_steps(setup: DiracSetup) -> tuple[Steps, GANState]:
   """The `Steps` (SGD for both players) and initial state of a Dirac-GAN."""
-  game = PenalizedGame(DiracGenerator(setup.theta0),
+  game = PenalizedGame(DiracGenerator(setup.theta0, setup.instance_noise),
                        DiracDiscriminator(setup.psi0),
                        losses_lib.get(setup.loss),
                        penalty=regularizers.get_or_none(setup.regularizer),
                        weight=setup.gamma)
   opt = scheme_optimizer(setup.update, optax.sgd(setup.learning_rate))
-  steps = Steps(game=game, g_opt=opt, d_opt=opt, sample_data=dirac_data,
-                batch_size=1, z_dim=1, update=setup.update,
+  noisy = setup.instance_noise > 0
+  steps = Steps(game=game, g_opt=opt, d_opt=opt,
+                sample_data=(noisy_dirac_data(setup.instance_noise) if noisy
+                             else dirac_data),
+                batch_size=setup.noise_draws if noisy else 1, z_dim=1,
+                update=setup.update, d_steps=setup.d_steps,
+                d_weight_clip=setup.weight_clip,
                 consensus_weight=setup.consensus_weight)
   state = init_state(game, steps.g_opt, steps.d_opt, jax.random.PRNGKey(0),
                      z_dim=1, data_shape=(1,))
@@ -182,11 +224,18 @@ def simulate(setup: DiracSetup) -> np.ndarray:
 
 
 def dirac_field(setup: DiracSetup) -> Callable[[Array], Array]:
-  """v(theta, psi) of the Dirac-GAN of `setup` (its loss and penalty)."""
+  """v(theta, psi) of the Dirac-GAN of `setup` (its loss and penalty); under
+  instance noise, the expected field (the average over `noise_draws` normal
+  quantiles for both points' noise)."""
   steps, state = dirac_steps(setup)
-  zero = jnp.zeros((1, 1), jnp.float32)
-  _, field = dynamics.flat_field(steps, state.g_params, state.d_params, zero,
-                                 zero)
+  if setup.instance_noise > 0:
+    eps = jnp.asarray(normal_quantiles(setup.noise_draws)[:, None],
+                      jnp.float32)
+    batch, z = setup.instance_noise * eps, eps
+  else:
+    batch = z = jnp.zeros((1, 1), jnp.float32)
+  _, field = dynamics.flat_field(steps, state.g_params, state.d_params, batch,
+                                 z)
   return field
 
 

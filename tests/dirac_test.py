@@ -149,6 +149,38 @@ class MeschederExperimentTest(absltest.TestCase):
     self.assertEqual(dirac.classify(ones * np.nan), 'diverged')
 
 
+class StabiliserTest(absltest.TestCase):
+  """Weight clipping, instance noise and several D steps, against hand
+  derivations."""
+
+  def test_instance_noise_damps_the_minimax_jacobian(self):
+    # Minimax, D sees eps and theta + eps', eps, eps' ~ N(0, s^2): at (0, 0)
+    # dv_psi/dpsi = -E[eps^2]/4 - E[eps'^2]/4 = -s^2/2, and the off-diagonal
+    # entries are the noiseless +-1/2.
+    s = 0.7
+    jac = dirac.dirac_jacobian(dirac.DiracSetup(loss='minimax',
+                                                instance_noise=s))
+    np.testing.assert_allclose(jac, [[0.0, 0.5], [-0.5, -s**2 / 2]],
+                               atol=2e-3 * s**2)
+
+  def test_weight_clip_and_d_steps_follow_the_hand_iteration(self):
+    # Wasserstein: L_D = psi theta, L_G = -psi theta. Alternating: k D steps
+    # psi <- clip(psi - h theta), then theta <- theta + h psi.
+    h, k, c = 0.2, 5, 0.5
+    path = dirac.simulate(dirac.DiracSetup(
+        loss='wasserstein', update='alternating', d_steps=k, weight_clip=c,
+        num_steps=40))
+    theta, psi = 1.0, 1.0
+    expected = [(theta, psi)]
+    for _ in range(40):
+      for _ in range(k):
+        psi = float(np.clip(psi - h * theta, -c, c))
+      theta = theta + h * psi
+      expected.append((theta, psi))
+    np.testing.assert_allclose(path, expected, atol=1e-5)
+    self.assertLessEqual(np.abs(path[1:, 1]).max(), c)
+
+
 class ReportTest(absltest.TestCase):
 
   def test_report_files_agree_with_the_simulations(self):
@@ -156,12 +188,15 @@ class ReportTest(absltest.TestCase):
     base = dirac.DiracSetup(num_steps=60)
     rows = dirac_report.write_report(out, base, losses=('wasserstein',),
                                      plot_losses=('wasserstein',))
-    self.assertLen(rows, 3 * 5)
-    self.assertCountEqual(os.listdir(out), ['RESULTS.md', 'dirac_table.json',
-                                            'dirac_wasserstein.png'])
+    # Rows: the unconstrained and the clipped critic; 5 sections; 6 columns.
+    self.assertLen(rows, 2 * 5 * 6)
+    self.assertCountEqual(os.listdir(out), [
+        'RESULTS.md', 'dirac_table.json', 'dirac_wasserstein.png',
+        'dirac_wgan_clipped.png'])
     table = json.load(open(os.path.join(out, 'dirac_table.json')))
-    row = next(r for r in table if (r['regularizer'], r['update']) ==
-               ('r1', 'consensus'))
+    row = next(r for r in table if (r['loss'], r['regularizer'], r['gamma'],
+                                    r['update'], r['weight_clip']) ==
+               ('wasserstein', 'r1', 1.0, 'consensus', 0.0))
     path = dirac.simulate(dataclasses.replace(
         base, loss='wasserstein', regularizer='r1', update='consensus'))
     self.assertEqual((row['theta'], row['psi']),
@@ -170,9 +205,26 @@ class ReportTest(absltest.TestCase):
     np.testing.assert_allclose(  # -1/2 +- i sqrt(3)/2 for gamma = 1
         sorted(row['eigenvalues']), [[-0.5, -np.sqrt(0.75)],
                                      [-0.5, np.sqrt(0.75)]], atol=1e-6)
+    five = [r for r in table if r['d_steps'] == 5]
+    self.assertLen(five, 2 * 5)
+    self.assertTrue(all(r['update'] == 'alternating' for r in five))
     markdown = open(os.path.join(out, 'RESULTS.md')).read()
-    self.assertIn('| wasserstein | ', markdown)
+    self.assertIn('| wasserstein (unconstrained linear critic) | ', markdown)
+    self.assertIn('| wasserstein, psi clipped to [-1, 1] (WGAN) | ', markdown)
     self.assertIn('![Dirac-GAN wasserstein](dirac_wasserstein.png)', markdown)
+    # The findings are counted from the table: e.g. the clipped critic's
+    # verdicts, quoted per scheme.
+    clipped = [r for r in table if r['weight_clip'] and
+               r['regularizer'] == 'none' and not r['instance_noise']]
+    for r in clipped:
+      self.assertIn(f'{r["column"]} '
+                    f'{"DIVERGED" if r["verdict"] == "diverged" else r["verdict"]}'
+                    f' {r["distance"]:.2g}', markdown)
+    r1 = [r for r in table if r['regularizer'] == 'r1' and r['gamma'] == 0.3
+          and r['update'] == 'simultaneous' and r['d_steps'] == 1]
+    good = sum(r['verdict'] == 'converged' for r in r1)
+    self.assertIn(f'Simultaneous steps (Theorem 4.1\'s schemes): '
+                  f'{good}/{len(r1)} converged', markdown)
 
 
 if __name__ == '__main__':

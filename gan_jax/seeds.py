@@ -63,6 +63,7 @@ import optax
 from absl import flags
 
 from gan_jax import artifacts
+from gan_jax import data as data_lib
 from gan_jax import config as config_lib
 from gan_jax import loop
 from gan_jax import parallel
@@ -112,12 +113,13 @@ def check(config: Config, num_seeds: int) -> None:
     refused.append(f'--checkpoint_every={config.checkpoint_every}')
   if config.multihost:
     refused.append('--multihost')
-  if config.eval_every:
+  if config.eval_every and not data_lib.get(config.dataset).has_modes:
     refused.append(f'--eval_every={config.eval_every}')
   if refused:
     raise ConfigError(
         f'--num_seeds={num_seeds} writes no checkpoints and runs on one '
-        f'host without in-training evaluation; drop {", ".join(refused)} '
+        f'host without in-training image evaluation; drop '
+        f'{", ".join(refused)} '
         'or use --num_seeds=1')
   if os.path.isdir(os.path.join(config.workdir, 'checkpoints')):
     raise ConfigError(
@@ -214,12 +216,26 @@ def train_members(configs: Sequence[Config], out=None) -> Result:
     for log, record in zip(logs, records):
       log.append(record)
 
+  z = jnp.stack([train.eval_latents(c) for c in configs])
+
+  def on_chunk(state) -> bool:
+    # Learning curves of a mixture: every member's mode coverage, sample
+    # quality and reverse KL on its evaluation latents, added to the
+    # chunk's record (`--eval_every`, toy data sets only).
+    step = int(np.ravel(jax.device_get(state.step))[0])
+    if first.eval_every and step % first.eval_every == 0 and (
+        step < first.num_steps):
+      samples = train.generate(steps, layout.unpad(state), z,
+                               member_axis=True)
+      for m, c in enumerate(configs):
+        logs[m][-1].update(train.toy_sample_metrics(c, data, samples[m]))
+    return False
+
   stats = loop.Stats()
   state = loop.train(state, steps.train_step, first.num_steps,
                      first.log_every, on_log=on_log, out=out, layout=layout,
-                     stats=stats)
+                     stats=stats, on_chunk=on_chunk)
   state = layout.unpad(state)
-  z = jnp.stack([train.eval_latents(c) for c in configs])
   samples = train.generate(steps, state, z, member_axis=True)
   finals = []
   for m, c in enumerate(configs):

@@ -112,6 +112,27 @@ class SeedsTest(absltest.TestCase):
                                 r'least 1$'):
       seeds.check(TINY, 0)
 
+  def test_learning_curves_of_a_mixture(self):
+    # --eval_every on a toy data set: each member's record at step 20 holds
+    # the mode metrics of that seed trained alone for 20 steps, computed
+    # from its samples by gan_jax.metrics.toy.
+    from gan_jax.metrics import toy as toy_metrics  # pylint: disable=g-import-not-at-top
+    base = TINY.replace(num_steps=30, eval_every=20)
+    seeds.check(base, 2)
+    configs = [base.replace(seed=3), base.replace(seed=4)]
+    result = seeds.train_members(configs)
+    for m, config in enumerate(configs):
+      at = {r['step']: r for r in result.logs[m]}
+      self.assertNotIn('modes', at[10])
+      _, samples = alone(config.replace(num_steps=20))
+      data = result.data
+      expected = toy_metrics.mode_metrics(np.asarray(samples), data.means,
+                                          data.std)
+      for key in ('modes', 'hq_fraction'):
+        self.assertEqual(at[20][key], expected[key], (m, key))
+    with self.assertRaisesRegex(ConfigError, r'--eval_every=20'):
+      seeds.check(testing.tiny_image_config(eval_every=20, log_every=10), 2)
+
 
   def test_members_split_into_the_smallest_share_per_device(self):
     self.assertIsNone(parallel.seed_mesh(4, jax.local_devices()[:1]))

@@ -40,6 +40,7 @@ from gan_jax import models as models_lib
 from gan_jax.config_fields import ConfigError
 from gan_jax.models import precision
 from gan_jax import regularizers
+from gan_jax import schedules
 from gan_jax import updates as updates_lib
 
 _LAYER_WIDTHS = cf.Check(lambda ws: len(ws) > 0 and all(w > 0 for w in ws),
@@ -107,6 +108,9 @@ class Config:
       0.0, 'Clip D weights to [-c, c] after each D step (WGAN); 0 = off.',
       check=cf.Check(lambda v: v >= 0,
                      'must be >= 0 (0 turns weight clipping off)'))
+  lr_schedule: str = cf.field(
+      'constant', 'Learning-rate schedule of both players, decaying to 0 over '
+      '--num_steps: {choices}.', choices=lambda: list(schedules.NAMES))
   update: str = cf.field('alternating', 'Update scheme: {choices}.',
                          choices=updates_lib.names)
   consensus_weight: float = cf.field(

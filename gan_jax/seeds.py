@@ -66,10 +66,10 @@ from gan_jax import artifacts
 from gan_jax import config as config_lib
 from gan_jax import loop
 from gan_jax import parallel
+from gan_jax import schedules
 from gan_jax import workdir_lock
 from gan_jax.config import Config, ConfigError
 from gan_jax.state import GANState
-from gan_jax.steps import scheme_optimizer
 
 # Config fields that may differ between members of one program.
 FLOAT_HYPERPARAMS = ('g_lr', 'd_lr', 'beta1', 'beta2')
@@ -152,8 +152,9 @@ def build(configs: Sequence[Config]):
 
   def init_one(key, g_lr, d_lr, b1, b2):
     member = dataclasses.replace(
-        steps, g_opt=scheme_optimizer(first.update, _adam(g_lr, b1, b2)),
-        d_opt=scheme_optimizer(first.update, _adam(d_lr, b1, b2)))
+        steps, g_opt=schedules.player_optimizer(first, _adam(g_lr, b1, b2),
+                                                'g'),
+        d_opt=schedules.player_optimizer(first, _adam(d_lr, b1, b2), 'd'))
     return train.init(first, data, member, key)
 
   column = lambda name: jnp.asarray([getattr(c, name) for c in configs],

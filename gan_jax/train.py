@@ -42,6 +42,7 @@ from gan_jax import models as models_lib
 from gan_jax import parallel
 from gan_jax import preemption
 from gan_jax import regularizers
+from gan_jax import schedules
 from gan_jax import steps as steps_lib
 from gan_jax import workdir_lock
 from gan_jax.config import Config, ConfigError
@@ -50,7 +51,7 @@ from gan_jax.game import Game
 from gan_jax.metrics import divergences
 from gan_jax.metrics import toy as toy_metrics
 from gan_jax.state import GANState, init_state
-from gan_jax.steps import Steps, scheme_optimizer
+from gan_jax.steps import Steps
 
 
 TrainingDiverged = loop.TrainingDiverged
@@ -60,7 +61,8 @@ def build_steps(config: Config, adam=steps_lib.adam):
   """The data set and the `Steps` of the configured game.
 
   `adam(learning_rate, beta1, beta2)` makes each player's optimizer (before
-  the update scheme's wrapper); `gan_jax.seeds` passes Adam with its
+  the learning-rate schedule and the update scheme's wrapper,
+  `schedules.player_optimizer`); `gan_jax.seeds` passes Adam with its
   hyperparameters in the optimizer state.
   """
   data = data_lib.build(config)
@@ -69,10 +71,10 @@ def build_steps(config: Config, adam=steps_lib.adam):
                  else data.sample)
   steps = Steps(
       game=Game(generator, discriminator, losses_lib.get(config.loss)),
-      g_opt=scheme_optimizer(config.update,
-                             adam(config.g_lr, config.beta1, config.beta2)),
-      d_opt=scheme_optimizer(config.update,
-                             adam(config.d_lr, config.beta1, config.beta2)),
+      g_opt=schedules.player_optimizer(
+          config, adam(config.g_lr, config.beta1, config.beta2), 'g'),
+      d_opt=schedules.player_optimizer(
+          config, adam(config.d_lr, config.beta1, config.beta2), 'd'),
       sample_data=sample_data, batch_size=config.batch_size,
       z_dim=config.z_dim, d_steps=config.d_steps,
       d_weight_clip=config.d_weight_clip, update=config.update,

@@ -57,15 +57,19 @@ from gan_jax.steps import Steps
 TrainingDiverged = loop.TrainingDiverged
 
 
-def build_steps(config: Config, adam=steps_lib.adam):
+def build_steps(config: Config, adam=steps_lib.adam, data=None):
   """The data set and the `Steps` of the configured game.
 
   `adam(learning_rate, beta1, beta2)` makes each player's optimizer (before
   the learning-rate schedule and the update scheme's wrapper,
   `schedules.player_optimizer`); `gan_jax.seeds` passes Adam with its
-  hyperparameters in the optimizer state.
+  hyperparameters in the optimizer state. `data`, when given, is used
+  instead of building the data set (anything with `.name`, `.shape` and
+  `.sample`; `gan_jax.generate` passes the shape of an image set it does
+  not read).
   """
-  data = data_lib.build(config)
+  if data is None:
+    data = data_lib.build(config)
   generator, discriminator = models_lib.build(config, data)
   sample_data = (_streamed(data.name) if isinstance(data, StreamingImages)
                  else data.sample)

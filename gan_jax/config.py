@@ -150,6 +150,14 @@ class Config:
   data_dir: str = cf.field(
       '', 'A prepared TFDS directory for mnist, fashion_mnist, cifar10, '
       'celeb_a (default: ~/tensorflow_datasets).')
+  train_fraction: float = cf.field(
+      1.0, 'Train on this fixed fraction of an image set (stratified by '
+      'class where it has labels; chosen by --subset_seed, not --seed); '
+      '1 = all of it.',
+      check=cf.Check(lambda v: 0.0 < v <= 1.0, 'must lie in (0, 1]'))
+  subset_seed: int = cf.field(
+      0, 'Seed of the --train_fraction subset.', check=cf.NON_NEGATIVE,
+      limit=cf.Limit(2**63, 'numpy seeds'))
   stream_data: bool = cf.field(
       False, 'Stream a TFDS set from the host in prefetched chunks even if it '
       'fits in device memory (sets over 1 GiB always stream).')
@@ -290,6 +298,10 @@ def _check_images(config: Config) -> None:
     raise ConfigError(f'--stream_data applies to TFDS sets only: '
                       f'{", ".join(data_lib.TFDS_NAMES)} '
                       f'(--dataset={config.dataset} is sampled on the device)')
+  if config.train_fraction < 1 and not dataset.is_image:
+    raise ConfigError(f'--train_fraction={config.train_fraction} applies to '
+                      f'image data sets (--dataset={config.dataset} is drawn '
+                      'afresh each step; it has no fixed training set)')
   if not models_lib.compatible(config.model, dataset.shape):
     raise ConfigError(
         f'--model={config.model} cannot train on --dataset={config.dataset} '

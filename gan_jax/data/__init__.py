@@ -110,8 +110,41 @@ def is_image(name: str) -> bool:
 
 
 def build(config):
-  """The data set named by `config.dataset`."""
-  return get(config.dataset).build(config)
+  """The data set named by `config.dataset`: the part `subset_indices`
+  keeps of it when `config.train_fraction` < 1."""
+  data = get(config.dataset).build(config)
+  fraction = getattr(config, 'train_fraction', 1.0)
+  if fraction >= 1.0:
+    return data
+  return data.subset(subset_indices(
+      len(data), fraction, getattr(data, 'labels', None),
+      getattr(config, 'subset_seed', 0)))
+
+
+def subset_indices(n: int, fraction: float,
+                   labels: Optional[np.ndarray] = None, seed: int = 0
+                   ) -> np.ndarray:
+  """The sorted indices of a fixed `fraction` of n samples
+  (`--train_fraction`, for data-efficiency experiments).
+
+  Drawn by numpy's `default_rng(seed)` (`--subset_seed`, not the run's
+  `--seed`, so every run and seed of an experiment trains on the same
+  images). With `labels`, stratified: of each class c with n_c samples,
+  max(1, round(fraction n_c)) are kept, so the classes keep their
+  proportions; without, max(1, round(fraction n)) of all.
+  """
+  if not 0.0 < fraction <= 1.0:
+    raise ValueError(f'fraction must lie in (0, 1], got {fraction}')
+  rng = np.random.default_rng(seed)
+  keep = lambda count: max(1, int(round(fraction * count)))
+  if labels is None:
+    return np.sort(rng.permutation(n)[:keep(n)])
+  labels = np.asarray(labels)
+  if labels.shape != (n,):
+    raise ValueError(f'labels of shape {labels.shape} for {n} samples')
+  chosen = [rng.permutation(np.flatnonzero(labels == c))[
+      :keep(np.sum(labels == c))] for c in np.unique(labels)]
+  return np.sort(np.concatenate(chosen))
 
 
 class _Shapes(collections.abc.Mapping):

@@ -77,8 +77,9 @@ class Config:
   workdir: str = cf.field(
       '', 'Directory for config.json, metrics.jsonl and samples (default '
       'runs/DATASET_LOSS).', flag_default=None)
-  dataset: str = cf.field('ring8', 'Data set: {choices}.',
-                          choices=data_lib.names)
+  dataset: str = cf.field('ring8', 'Data set: {choices} (a directory of '
+                          'images, subfolders as classes).',
+                          choices=data_lib.choices)
   loss: str = cf.field('non_saturating', 'Loss: {choices}.',
                        choices=losses_lib.names)
   model: str = cf.field('mlp', 'Model: {choices}.', choices=models_lib.names)
@@ -150,6 +151,9 @@ class Config:
   data_dir: str = cf.field(
       '', 'A prepared TFDS directory for mnist, fashion_mnist, cifar10, '
       'celeb_a (default: ~/tensorflow_datasets).')
+  image_size: int = cf.field(
+      64, 'Side of the square images of --dataset=folder:PATH (each '
+      'centre-cropped to a square and resized).', check=cf.POSITIVE)
   train_fraction: float = cf.field(
       1.0, 'Train on this fixed fraction of an image set (stratified by '
       'class where it has labels; chosen by --subset_seed, not --seed); '
@@ -293,7 +297,7 @@ def validate(config: Config) -> Config:
 
 
 def _check_images(config: Config) -> None:
-  dataset = data_lib.get(config.dataset)
+  dataset = data_lib.spec(config)
   if config.stream_data and not dataset.streamable:
     raise ConfigError(f'--stream_data applies to TFDS sets only: '
                       f'{", ".join(data_lib.TFDS_NAMES)} '

@@ -179,7 +179,7 @@ def _data_for(config: Config):
   """Toy data is built (its picture draws the modes); for images only the
   shape is needed, so no image set is read."""
   from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  spec = data_lib.get(config.dataset)
+  spec = data_lib.spec(config)
   if not spec.is_image:
     return data_lib.build(config)
 

@@ -159,7 +159,7 @@ def toy_sample_metrics(config: Config, data, samples: np.ndarray) -> dict:
   data set registered with `has_modes`; `gan_jax.metrics.toy`), and the JSD
   to its density in 1-D; {} for other data sets, whose scores come from
   `gan_jax.evaluation`."""
-  if not data_lib.get(config.dataset).has_modes:
+  if not data_lib.spec(config).has_modes:
     return {}
   result = toy_metrics.mode_metrics(samples, data.means, data.std)
   if data.shape == (1,):

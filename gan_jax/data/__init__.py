@@ -17,6 +17,8 @@ on the device so that it can run inside the jitted training scan (or a
                                  prepared TFDS directory; held on the device
                                  when they fit in 1 GiB, else, or with
                                  --stream_data, streamed)
+    folder:PATH                 a directory of PNG/JPEG images, subfolders
+                                as classes (gan_jax.data.folder)
 
 A new data set is one module that ends with
 
@@ -105,14 +107,44 @@ get = _REGISTRY.get
 
 
 def is_image(name: str) -> bool:
-  """Whether data set `name` holds images (H, W, C)."""
-  return get(name).is_image
+  """Whether data set `name` holds images (H, W, C); a `folder:` set does."""
+  return name.startswith(FOLDER_PREFIX) or get(name).is_image
+
+
+# `folder:PATH` names a directory of images (gan_jax.data.folder), sized by
+# the config's --image_size: the one data set named by a pattern, not a
+# registration. `spec(config)` and `choices()` are where it is recognised.
+FOLDER_PREFIX = 'folder:'
+
+
+class _Choices(list):
+  """The valid `--dataset` values: the registered names, shown with
+  `folder:PATH`, and containing every `folder:` name."""
+
+  def __contains__(self, name) -> bool:
+    return (isinstance(name, str) and name.startswith(FOLDER_PREFIX)
+            ) or list.__contains__(self, name)
+
+
+def choices() -> list[str]:
+  """`--dataset`'s choices: the registered sets and `folder:PATH`."""
+  return _Choices(names() + [FOLDER_PREFIX + 'PATH'])
+
+
+def spec(config) -> DatasetSpec:
+  """The `DatasetSpec` of `config.dataset`: the registered one, or that of a
+  `folder:PATH` set at `config.image_size` (a one-line ConfigError for a
+  folder that cannot be one)."""
+  if config.dataset.startswith(FOLDER_PREFIX):
+    from gan_jax.data import folder  # pylint: disable=g-import-not-at-top
+    return folder.spec(config.dataset[len(FOLDER_PREFIX):], config.image_size)
+  return get(config.dataset)
 
 
 def build(config):
   """The data set named by `config.dataset`: the part `subset_indices`
   keeps of it when `config.train_fraction` < 1."""
-  data = get(config.dataset).build(config)
+  data = spec(config).build(config)
   fraction = getattr(config, 'train_fraction', 1.0)
   if fraction >= 1.0:
     return data

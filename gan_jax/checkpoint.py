@@ -251,6 +251,33 @@ def read_step(config: Config, target, step: int) -> Restored:
       'workdir must be on storage that every process sees the same')
 
 
+def read(config: Config, target, step: Optional[int] = None) -> Restored:
+  """A checkpoint of `config.workdir` for reading the run, not resuming it
+  (`gan_jax.generate`): `step`, or the newest good one. Nothing is moved or
+  written.
+
+  Raises ConfigError (one line) when the workdir holds no usable checkpoint,
+  when `step` is not one of its checkpoints (naming those there) or is
+  damaged.
+  """
+  where = directory(config.workdir)
+  with _reading(config.workdir) as manager:
+    steps = sorted(manager.all_steps()) if manager else []
+    if not steps:
+      raise ConfigError(f'{config.workdir} holds no checkpoint (in {where}); '
+                        'runs of several seeds keep none')
+    if step is not None and step not in steps:
+      raise ConfigError(f'no checkpoint of step {step} in {where}; steps '
+                        f'there: {", ".join(map(str, steps))}')
+    problems = []
+    for candidate in reversed(steps) if step is None else [step]:
+      found = _examine(manager, candidate, config, target)
+      if isinstance(found, Restored):
+        return found
+      problems.append(f'{candidate}: {found}')
+  raise ConfigError(f'no usable checkpoint in {where} ({"; ".join(problems)})')
+
+
 class Checkpointer:
   """Writes checkpoints of one run (asynchronously), keeping the newest `keep`.
 

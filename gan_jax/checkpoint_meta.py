@@ -190,7 +190,8 @@ def resumable_flags() -> list[str]:
 
 def config_differences(saved: dict, config: Config) -> list[str]:
   """`--name=there vs here` for each field (but `RESUMABLE_CHANGES`) that
-  differs.
+  differs; `--num_steps` too under a decaying `--lr_schedule`, which it
+  sets the horizon of.
 
   A field the checkpoint lacks (it was written before the field existed)
   counts as having its default value, which is what that run computed with.
@@ -199,8 +200,11 @@ def config_differences(saved: dict, config: Config) -> list[str]:
   defaults = config_dict(type(config)())
   missing = object()
   diffs = []
+  # A decaying learning-rate schedule spans --num_steps: another value
+  # changes every update after the checkpoint.
+  scheduled = here.get('lr_schedule', 'constant') != 'constant'
   for name in sorted(set(saved) | set(here)):
-    if name in RESUMABLE_CHANGES:
+    if name in RESUMABLE_CHANGES and not (scheduled and name == 'num_steps'):
       continue
     a = saved.get(name, defaults.get(name, missing))
     b = here.get(name, missing)

@@ -40,6 +40,7 @@ from gan_jax import models as models_lib
 from gan_jax.config_fields import ConfigError
 from gan_jax.models import precision
 from gan_jax import regularizers
+from gan_jax import schedules
 from gan_jax import updates as updates_lib
 
 _LAYER_WIDTHS = cf.Check(lambda ws: len(ws) > 0 and all(w > 0 for w in ws),
@@ -76,8 +77,9 @@ class Config:
   workdir: str = cf.field(
       '', 'Directory for config.json, metrics.jsonl and samples (default '
       'runs/DATASET_LOSS).', flag_default=None)
-  dataset: str = cf.field('ring8', 'Data set: {choices}.',
-                          choices=data_lib.names)
+  dataset: str = cf.field('ring8', 'Data set: {choices} (a directory of '
+                          'images, subfolders as classes).',
+                          choices=data_lib.choices)
   loss: str = cf.field('non_saturating', 'Loss: {choices}.',
                        choices=losses_lib.names)
   model: str = cf.field('mlp', 'Model: {choices}.', choices=models_lib.names)
@@ -107,6 +109,9 @@ class Config:
       0.0, 'Clip D weights to [-c, c] after each D step (WGAN); 0 = off.',
       check=cf.Check(lambda v: v >= 0,
                      'must be >= 0 (0 turns weight clipping off)'))
+  lr_schedule: str = cf.field(
+      'constant', 'Learning-rate schedule of both players, decaying to 0 over '
+      '--num_steps: {choices}.', choices=lambda: list(schedules.NAMES))
   update: str = cf.field('alternating', 'Update scheme: {choices}.',
                          choices=updates_lib.names)
   consensus_weight: float = cf.field(
@@ -146,6 +151,17 @@ class Config:
   data_dir: str = cf.field(
       '', 'A prepared TFDS directory for mnist, fashion_mnist, cifar10, '
       'celeb_a (default: ~/tensorflow_datasets).')
+  image_size: int = cf.field(
+      64, 'Side of the square images of --dataset=folder:PATH (each '
+      'centre-cropped to a square and resized).', check=cf.POSITIVE)
+  train_fraction: float = cf.field(
+      1.0, 'Train on this fixed fraction of an image set (stratified by '
+      'class where it has labels; chosen by --subset_seed, not --seed); '
+      '1 = all of it.',
+      check=cf.Check(lambda v: 0.0 < v <= 1.0, 'must lie in (0, 1]'))
+  subset_seed: int = cf.field(
+      0, 'Seed of the --train_fraction subset.', check=cf.NON_NEGATIVE,
+      limit=cf.Limit(2**63, 'numpy seeds'))
   stream_data: bool = cf.field(
       False, 'Stream a TFDS set from the host in prefetched chunks even if it '
       'fits in device memory (sets over 1 GiB always stream).')
@@ -281,11 +297,15 @@ def validate(config: Config) -> Config:
 
 
 def _check_images(config: Config) -> None:
-  dataset = data_lib.get(config.dataset)
+  dataset = data_lib.spec(config)
   if config.stream_data and not dataset.streamable:
     raise ConfigError(f'--stream_data applies to TFDS sets only: '
                       f'{", ".join(data_lib.TFDS_NAMES)} '
                       f'(--dataset={config.dataset} is sampled on the device)')
+  if config.train_fraction < 1 and not dataset.is_image:
+    raise ConfigError(f'--train_fraction={config.train_fraction} applies to '
+                      f'image data sets (--dataset={config.dataset} is drawn '
+                      'afresh each step; it has no fixed training set)')
   if not models_lib.compatible(config.model, dataset.shape):
     raise ConfigError(
         f'--model={config.model} cannot train on --dataset={config.dataset} '

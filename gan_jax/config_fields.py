@@ -211,7 +211,7 @@ def check_fields(instance: Any) -> None:
   for f in dataclasses.fields(instance):
     name, meta, value = f.name, f.metadata, getattr(instance, f.name)
     if meta.get('choices') is not None:
-      valid = list(meta['choices']())
+      valid = meta['choices']()  # its own `in`: it may accept patterns
       many = isinstance(value, tuple)
       for item in value if many else (value,):
         if item not in valid:

@@ -61,16 +61,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import flags
+from flax import serialization
 
 from gan_jax import artifacts
 from gan_jax import data as data_lib
 from gan_jax import config as config_lib
+from gan_jax import fileio
 from gan_jax import loop
 from gan_jax import parallel
+from gan_jax import schedules
 from gan_jax import workdir_lock
 from gan_jax.config import Config, ConfigError
 from gan_jax.state import GANState
-from gan_jax.steps import scheme_optimizer
 
 # Config fields that may differ between members of one program.
 FLOAT_HYPERPARAMS = ('g_lr', 'd_lr', 'beta1', 'beta2')
@@ -154,8 +156,9 @@ def build(configs: Sequence[Config]):
 
   def init_one(key, g_lr, d_lr, b1, b2):
     member = dataclasses.replace(
-        steps, g_opt=scheme_optimizer(first.update, _adam(g_lr, b1, b2)),
-        d_opt=scheme_optimizer(first.update, _adam(d_lr, b1, b2)))
+        steps, g_opt=schedules.player_optimizer(first, _adam(g_lr, b1, b2),
+                                                'g'),
+        d_opt=schedules.player_optimizer(first, _adam(d_lr, b1, b2), 'd'))
     return train.init(first, data, member, key)
 
   column = lambda name: jnp.asarray([getattr(c, name) for c in configs],
@@ -261,7 +264,8 @@ def write(config: Config, result: Result,
   `config.workdir`, by the writer of one run with a seed axis: config.json
   (`config` plus `num_seeds` and `seeds`), metrics.jsonl (every record with
   its `seed`: per chunk by step then seed, the finals last), samples.npy
-  (seed axis first) and, with `picture`, samples.png (a panel per seed)."""
+  (seed axis first), with `picture` samples.png (a panel per seed), and
+  the final generators (`save_generators`)."""
   members = list(range(len(result.finals)) if members is None else members)
   files = artifacts.RunFiles(
       config, data=result.data if picture else None,
@@ -270,8 +274,32 @@ def write(config: Config, result: Result,
     for chunk in zip(*(result.logs[m] for m in members)):
       files.log(chunk)
     files.final([result.finals[m] for m in members], result.samples[members])
+    save_generators(config.workdir, result.state, members)
   finally:
     files.close()
+
+
+# The members' final generators (a run of several seeds keeps no
+# checkpoints): what `gan_jax.generate` samples from.
+GENERATORS = 'generators.msgpack'
+
+
+def generator_tree(state: GANState) -> dict:
+  """What sampling needs of a state: G's parameters, its moving average
+  and its model state (batch-norm statistics)."""
+  return {'g_params': state.g_params, 'g_ema': state.g_ema,
+          'g_state': state.g_state}
+
+
+def save_generators(workdir: str, state: GANState,
+                    members: Sequence[int]) -> None:
+  """WORKDIR/generators.msgpack: `generator_tree` of `members` of the
+  stacked `state` (seed axis first), Flax's msgpack, written atomically."""
+  index = np.asarray(members)
+  tree = jax.tree.map(lambda leaf: np.asarray(leaf)[index],
+                      generator_tree(state))
+  fileio.atomic_write(os.path.join(workdir, GENERATORS),
+                      serialization.to_bytes(tree))
 
 
 def run(config: Config, num_seeds: int, out=sys.stdout) -> list[dict]:
@@ -302,5 +330,6 @@ def summary(config: Config, finals: list[dict]) -> str:
         for k in keys) + (f' (diverged at step {f["diverged_at"]})'
                           if 'diverged_at' in f else ''))
   lines.append(f'artifacts in {os.path.abspath(config.workdir)}: config.json, '
-               'metrics.jsonl, samples.npy (seed axis first), samples.png')
+               'metrics.jsonl, samples.npy (seed axis first), samples.png, '
+               f'{GENERATORS}')
   return '\n'.join(lines)

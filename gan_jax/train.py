@@ -42,6 +42,7 @@ from gan_jax import models as models_lib
 from gan_jax import parallel
 from gan_jax import preemption
 from gan_jax import regularizers
+from gan_jax import schedules
 from gan_jax import steps as steps_lib
 from gan_jax import workdir_lock
 from gan_jax.config import Config, ConfigError
@@ -50,29 +51,34 @@ from gan_jax.game import Game
 from gan_jax.metrics import divergences
 from gan_jax.metrics import toy as toy_metrics
 from gan_jax.state import GANState, init_state
-from gan_jax.steps import Steps, scheme_optimizer
+from gan_jax.steps import Steps
 
 
 TrainingDiverged = loop.TrainingDiverged
 
 
-def build_steps(config: Config, adam=steps_lib.adam):
+def build_steps(config: Config, adam=steps_lib.adam, data=None):
   """The data set and the `Steps` of the configured game.
 
   `adam(learning_rate, beta1, beta2)` makes each player's optimizer (before
-  the update scheme's wrapper); `gan_jax.seeds` passes Adam with its
-  hyperparameters in the optimizer state.
+  the learning-rate schedule and the update scheme's wrapper,
+  `schedules.player_optimizer`); `gan_jax.seeds` passes Adam with its
+  hyperparameters in the optimizer state. `data`, when given, is used
+  instead of building the data set (anything with `.name`, `.shape` and
+  `.sample`; `gan_jax.generate` passes the shape of an image set it does
+  not read).
   """
-  data = data_lib.build(config)
+  if data is None:
+    data = data_lib.build(config)
   generator, discriminator = models_lib.build(config, data)
   sample_data = (_streamed(data.name) if isinstance(data, StreamingImages)
                  else data.sample)
   steps = Steps(
       game=Game(generator, discriminator, losses_lib.get(config.loss)),
-      g_opt=scheme_optimizer(config.update,
-                             adam(config.g_lr, config.beta1, config.beta2)),
-      d_opt=scheme_optimizer(config.update,
-                             adam(config.d_lr, config.beta1, config.beta2)),
+      g_opt=schedules.player_optimizer(
+          config, adam(config.g_lr, config.beta1, config.beta2), 'g'),
+      d_opt=schedules.player_optimizer(
+          config, adam(config.d_lr, config.beta1, config.beta2), 'd'),
       sample_data=sample_data, batch_size=config.batch_size,
       z_dim=config.z_dim, d_steps=config.d_steps,
       d_weight_clip=config.d_weight_clip, update=config.update,
@@ -153,7 +159,7 @@ def toy_sample_metrics(config: Config, data, samples: np.ndarray) -> dict:
   data set registered with `has_modes`; `gan_jax.metrics.toy`), and the JSD
   to its density in 1-D; {} for other data sets, whose scores come from
   `gan_jax.evaluation`."""
-  if not data_lib.get(config.dataset).has_modes:
+  if not data_lib.spec(config).has_modes:
     return {}
   result = toy_metrics.mode_metrics(samples, data.means, data.std)
   if data.shape == (1,):

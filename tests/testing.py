@@ -32,6 +32,7 @@ from gan_jax import data as data_lib
 from gan_jax import losses as losses_lib
 from gan_jax import models as models_lib
 from gan_jax import regularizers
+from gan_jax import schedules
 from gan_jax import steps as steps_lib
 from gan_jax.config import Config
 from gan_jax.data.images import StreamingImages
@@ -91,8 +92,8 @@ def build_steps(config: Config, optimizer: Optimizer = steps_lib.adam):
 
   Built as `gan_jax.train.build_steps` builds them: the data set and models
   from their registries, the loss by name, each player's
-  `optimizer(learning_rate, beta1, beta2)` (Adam by default) wrapped for the
-  update scheme, the penalty by name, and every other field of `Steps` from
+  `optimizer(learning_rate, beta1, beta2)` (Adam by default) scheduled and
+  wrapped for the update scheme, the penalty by name, and every other field of `Steps` from
   the field of `config` of the same name. Only data sampled on the device:
   a streamed data set is fed by `gan_jax.train.run`.
   """
@@ -102,16 +103,17 @@ def build_steps(config: Config, optimizer: Optimizer = steps_lib.adam):
                      'testing builds data sampled on the device only')
   generator, discriminator = models_lib.build(config, data)
 
-  def player_optimizer(learning_rate):
-    return steps_lib.scheme_optimizer(
-        config.update, optimizer(learning_rate, config.beta1, config.beta2))
+  def player_optimizer(learning_rate, player):
+    return schedules.player_optimizer(
+        config, optimizer(learning_rate, config.beta1, config.beta2), player)
 
   same_name = {f.name: getattr(config, f.name)
                for f in dataclasses.fields(steps_lib.Steps)
                if hasattr(config, f.name) and f.name != 'reg'}
   steps = steps_lib.Steps(
       game=Game(generator, discriminator, losses_lib.get(config.loss)),
-      g_opt=player_optimizer(config.g_lr), d_opt=player_optimizer(config.d_lr),
+      g_opt=player_optimizer(config.g_lr, 'g'),
+      d_opt=player_optimizer(config.d_lr, 'd'),
       sample_data=data.sample, reg=regularizers.get_or_none(config.reg),
       **same_name)
   return data, steps

@@ -17,6 +17,8 @@ on the device so that it can run inside the jitted training scan (or a
                                  prepared TFDS directory; held on the device
                                  when they fit in 1 GiB, else, or with
                                  --stream_data, streamed)
+    folder:PATH                 a directory of PNG/JPEG images, subfolders
+                                as classes (gan_jax.data.folder)
 
 A new data set is one module that ends with
 
@@ -105,13 +107,76 @@ get = _REGISTRY.get
 
 
 def is_image(name: str) -> bool:
-  """Whether data set `name` holds images (H, W, C)."""
-  return get(name).is_image
+  """Whether data set `name` holds images (H, W, C); a `folder:` set does."""
+  return name.startswith(FOLDER_PREFIX) or get(name).is_image
+
+
+# `folder:PATH` names a directory of images (gan_jax.data.folder), sized by
+# the config's --image_size: the one data set named by a pattern, not a
+# registration. `spec(config)` and `choices()` are where it is recognised.
+FOLDER_PREFIX = 'folder:'
+
+
+class _Choices(list):
+  """The valid `--dataset` values: the registered names, shown with
+  `folder:PATH`, and containing every `folder:` name."""
+
+  def __contains__(self, name) -> bool:
+    return (isinstance(name, str) and name.startswith(FOLDER_PREFIX)
+            ) or list.__contains__(self, name)
+
+
+def choices() -> list[str]:
+  """`--dataset`'s choices: the registered sets and `folder:PATH`."""
+  return _Choices(names() + [FOLDER_PREFIX + 'PATH'])
+
+
+def spec(config) -> DatasetSpec:
+  """The `DatasetSpec` of `config.dataset`: the registered one, or that of a
+  `folder:PATH` set at `config.image_size` (a one-line ConfigError for a
+  folder that cannot be one)."""
+  if config.dataset.startswith(FOLDER_PREFIX):
+    from gan_jax.data import folder  # pylint: disable=g-import-not-at-top
+    return folder.spec(config.dataset[len(FOLDER_PREFIX):], config.image_size)
+  return get(config.dataset)
 
 
 def build(config):
-  """The data set named by `config.dataset`."""
-  return get(config.dataset).build(config)
+  """The data set named by `config.dataset`: the part `subset_indices`
+  keeps of it when `config.train_fraction` < 1."""
+  data = spec(config).build(config)
+  fraction = getattr(config, 'train_fraction', 1.0)
+  if fraction >= 1.0:
+    return data
+  return data.subset(subset_indices(
+      len(data), fraction, getattr(data, 'labels', None),
+      getattr(config, 'subset_seed', 0)))
+
+
+def subset_indices(n: int, fraction: float,
+                   labels: Optional[np.ndarray] = None, seed: int = 0
+                   ) -> np.ndarray:
+  """The sorted indices of a fixed `fraction` of n samples
+  (`--train_fraction`, for data-efficiency experiments).
+
+  Drawn by numpy's `default_rng(seed)` (`--subset_seed`, not the run's
+  `--seed`, so every run and seed of an experiment trains on the same
+  images). With `labels`, stratified: of each class c with n_c samples,
+  max(1, round(fraction n_c)) are kept, so the classes keep their
+  proportions; without, max(1, round(fraction n)) of all.
+  """
+  if not 0.0 < fraction <= 1.0:
+    raise ValueError(f'fraction must lie in (0, 1], got {fraction}')
+  rng = np.random.default_rng(seed)
+  keep = lambda count: max(1, int(round(fraction * count)))
+  if labels is None:
+    return np.sort(rng.permutation(n)[:keep(n)])
+  labels = np.asarray(labels)
+  if labels.shape != (n,):
+    raise ValueError(f'labels of shape {labels.shape} for {n} samples')
+  chosen = [rng.permutation(np.flatnonzero(labels == c))[
+      :keep(np.sum(labels == c))] for c in np.unique(labels)]
+  return np.sort(np.concatenate(chosen))
 
 
 class _Shapes(collections.abc.Mapping):

@@ -27,6 +27,7 @@ Two data objects, both with `.name` and `.shape` (H, W, C):
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import queue
 import threading
@@ -79,15 +80,24 @@ class InMemoryImages:
   Attributes:
     name: data set name.
     images: (N, H, W, C) device array, uint8 pixels or float32 in [-1, 1].
+    labels: (N,) int32 class labels on the host, None without labels.
   """
 
   name: str
   images: Array
+  labels: Optional[np.ndarray] = None
 
   @property
   def shape(self) -> tuple[int, int, int]:
     """One image's shape (H, W, C)."""
     return tuple(self.images.shape[1:])
+
+  def subset(self, indices: np.ndarray) -> 'InMemoryImages':
+    """The images (and labels) at `indices`."""
+    indices = np.asarray(indices)
+    return dataclasses.replace(
+        self, images=jnp.take(self.images, jnp.asarray(indices), axis=0),
+        labels=None if self.labels is None else self.labels[indices])
 
   def __len__(self) -> int:
     return self.images.shape[0]
@@ -133,7 +143,8 @@ def digits(size: int = DIGITS_SIZE, mode: str = 'resize') -> InMemoryImages:
   else:
     raise ValueError(f'unknown digits mode {mode!r}; valid modes: pad, resize')
   images = np.clip(images / 8.0 - 1.0, -1.0, 1.0).astype(np.float32)
-  return InMemoryImages(name='digits', images=jnp.asarray(images))
+  return InMemoryImages(name='digits', images=jnp.asarray(images),
+                        labels=load_digits().target.astype(np.int32))
 
 
 def digits_split_indices() -> dict[str, np.ndarray]:
@@ -223,6 +234,20 @@ class Prefetcher:
     self._thread.join(timeout=5)
 
 
+class _Records(collections.abc.Sequence):
+  """Records `indices` of a random-access source, as a source."""
+
+  def __init__(self, source: Sequence[Any], indices: np.ndarray):
+    self._source = source
+    self._indices = np.asarray(indices)
+
+  def __len__(self) -> int:
+    return len(self._indices)
+
+  def __getitem__(self, i):
+    return self._source[int(self._indices[i])]
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class StreamingImages:
   """An image set read from a random-access source one chunk at a time.
@@ -242,6 +267,10 @@ class StreamingImages:
 
   def __len__(self) -> int:
     return len(self.source)
+
+  def subset(self, indices: np.ndarray) -> 'StreamingImages':
+    """The records at `indices` (read from the same source)."""
+    return dataclasses.replace(self, source=_Records(self.source, indices))
 
   def indices(self, seed: int, step: int, batch_size: int) -> np.ndarray:
     """The record indices of step `step`'s batch: a function of (seed, step)."""

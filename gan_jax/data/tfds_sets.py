@@ -109,8 +109,13 @@ def preprocess_fn(name: str) -> Callable[[np.ndarray], np.ndarray]:
 
 def _in_memory(name: str, records: Sequence[Any],
                n: int) -> images.InMemoryImages:
-  pixels = images.read_images(records, range(n), preprocess_fn(name))
-  return images.InMemoryImages(name=name, images=jnp.asarray(pixels))
+  preprocess = preprocess_fn(name)
+  items = [records[i] for i in range(n)]  # each record read once
+  pixels = np.stack([preprocess(item['image']) for item in items])
+  labels = (np.array([item['label'] for item in items], np.int32)
+            if SETS[name].num_classes else None)
+  return images.InMemoryImages(name=name, images=jnp.asarray(pixels),
+                               labels=labels)
 
 
 def _streaming(name: str, records: Sequence[Any]) -> images.StreamingImages:

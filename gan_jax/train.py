@@ -56,12 +56,12 @@ from gan_jax.steps import Steps, scheme_optimizer
 TrainingDiverged = loop.TrainingDiverged
 
 
-def build_steps(config: Config, adam=steps_lib.adam):
+def build_steps(config: Config, injected: bool = False):
   """The data set and the `Steps` of the configured game.
 
-  `adam(learning_rate, beta1, beta2)` makes each player's optimizer (before
-  the update scheme's wrapper); `gan_jax.seeds` passes Adam with its
-  hyperparameters in the optimizer state.
+  Each player's optimizer is `steps.player_optimizer(config.optimizer,
+  ...)` wrapped by the update scheme; `gan_jax.seeds` asks for it
+  `injected`, with its hyperparameters in the optimizer state.
   """
   data = data_lib.build(config)
   generator, discriminator = models_lib.build(config, data)
@@ -69,10 +69,10 @@ def build_steps(config: Config, adam=steps_lib.adam):
                  else data.sample)
   steps = Steps(
       game=Game(generator, discriminator, losses_lib.get(config.loss)),
-      g_opt=scheme_optimizer(config.update,
-                             adam(config.g_lr, config.beta1, config.beta2)),
-      d_opt=scheme_optimizer(config.update,
-                             adam(config.d_lr, config.beta1, config.beta2)),
+      g_opt=scheme_optimizer(config.update, player_optimizer(
+          config, config.g_lr, config.beta1, config.beta2, injected)),
+      d_opt=scheme_optimizer(config.update, player_optimizer(
+          config, config.d_lr, config.beta1, config.beta2, injected)),
       sample_data=sample_data, batch_size=config.batch_size,
       z_dim=config.z_dim, d_steps=config.d_steps,
       d_weight_clip=config.d_weight_clip, update=config.update,
@@ -81,6 +81,14 @@ def build_steps(config: Config, adam=steps_lib.adam):
       reg_weight=config.reg_weight, reg_every=config.reg_every,
       g_ema_decay=config.g_ema_decay)
   return data, steps
+
+
+def player_optimizer(config: Config, learning_rate, beta1, beta2,
+                     injected: bool = False):
+  """A player's `--optimizer` (before the scheme's wrapper) with these
+  hyperparameters and `--momentum`; see `steps.player_optimizer`."""
+  return steps_lib.player_optimizer(config.optimizer, learning_rate, beta1,
+                                    beta2, config.momentum, injected)
 
 
 def init(config: Config, data, steps: Steps, key: jax.Array) -> GANState:

@@ -62,10 +62,45 @@ def __getattr__(name: str):
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
+OPTIMIZERS = ('adam', 'sgd')
+
+
 def adam(learning_rate: float, beta1: float, beta2: float
          ) -> optax.GradientTransformation:
   """One player's optimizer: Adam with its own learning rate."""
   return optax.adam(learning_rate, b1=beta1, b2=beta2)
+
+
+def player_optimizer(kind: str, learning_rate: Any, beta1: Any, beta2: Any,
+                     momentum: float = 0.0, injected: bool = False
+                     ) -> optax.GradientTransformation:
+  """One player's optimizer before the update scheme's wrapper.
+
+  * `adam` (Kingma & Ba 2015): `optax.adam(learning_rate, b1=beta1,
+    b2=beta2)`.
+  * `sgd`: SGD with heavy-ball momentum mu = `momentum` (Polyak 1964), as
+    optax writes it: v_t = g_t + mu v_{t-1} (v_0 = g_0), x_{t+1} = x_t -
+    lr v_t; plain SGD x_{t+1} = x_t - lr g_t when mu is 0. `beta1` and
+    `beta2` are unused.
+
+  With `injected`, the learning rate (and Adam's betas) live in the
+  optimizer state (`optax.inject_hyperparams`), so they may be traced
+  arrays, one per vmapped member (`gan_jax.seeds`); the arithmetic is the
+  same.
+  """
+  if kind == 'adam':
+    if not injected:
+      return adam(learning_rate, beta1, beta2)
+    return optax.inject_hyperparams(optax.adam)(
+        learning_rate=learning_rate, b1=beta1, b2=beta2)
+  if kind == 'sgd':
+    mu = float(momentum) or None  # None: no momentum trace in the state
+    if not injected:
+      return optax.sgd(learning_rate, momentum=mu)
+    return optax.inject_hyperparams(optax.sgd, static_args=('momentum',))(
+        learning_rate=learning_rate, momentum=mu)
+  raise ValueError(f'unknown optimizer {kind!r}; valid: '
+                   f'{", ".join(OPTIMIZERS)}')
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

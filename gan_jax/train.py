@@ -57,16 +57,16 @@ from gan_jax.steps import Steps
 TrainingDiverged = loop.TrainingDiverged
 
 
-def build_steps(config: Config, adam=steps_lib.adam, data=None):
+def build_steps(config: Config, injected: bool = False, data=None):
   """The data set and the `Steps` of the configured game.
 
-  `adam(learning_rate, beta1, beta2)` makes each player's optimizer (before
-  the learning-rate schedule and the update scheme's wrapper,
-  `schedules.player_optimizer`); `gan_jax.seeds` passes Adam with its
-  hyperparameters in the optimizer state. `data`, when given, is used
-  instead of building the data set (anything with `.name`, `.shape` and
-  `.sample`; `gan_jax.generate` passes the shape of an image set it does
-  not read).
+  Each player's optimizer is `steps.player_optimizer(config.optimizer, ...)`,
+  scheduled by `--lr_schedule` and wrapped by the update scheme
+  (`schedules.player_optimizer`); `gan_jax.seeds` asks for it `injected`,
+  with its hyperparameters in the optimizer state. `data`, when given, is
+  used instead of building the data set (anything with `.name`, `.shape`
+  and `.sample`; `gan_jax.generate` passes the shape of an image set it
+  does not read).
   """
   if data is None:
     data = data_lib.build(config)
@@ -75,10 +75,10 @@ def build_steps(config: Config, adam=steps_lib.adam, data=None):
                  else data.sample)
   steps = Steps(
       game=Game(generator, discriminator, losses_lib.get(config.loss)),
-      g_opt=schedules.player_optimizer(
-          config, adam(config.g_lr, config.beta1, config.beta2), 'g'),
-      d_opt=schedules.player_optimizer(
-          config, adam(config.d_lr, config.beta1, config.beta2), 'd'),
+      g_opt=schedules.player_optimizer(config, player_optimizer(
+          config, config.g_lr, config.beta1, config.beta2, injected), 'g'),
+      d_opt=schedules.player_optimizer(config, player_optimizer(
+          config, config.d_lr, config.beta1, config.beta2, injected), 'd'),
       sample_data=sample_data, batch_size=config.batch_size,
       z_dim=config.z_dim, d_steps=config.d_steps,
       d_weight_clip=config.d_weight_clip, update=config.update,
@@ -87,6 +87,14 @@ def build_steps(config: Config, adam=steps_lib.adam, data=None):
       reg_weight=config.reg_weight, reg_every=config.reg_every,
       g_ema_decay=config.g_ema_decay)
   return data, steps
+
+
+def player_optimizer(config: Config, learning_rate, beta1, beta2,
+                     injected: bool = False):
+  """A player's `--optimizer` (before the scheme's wrapper) with these
+  hyperparameters and `--momentum`; see `steps.player_optimizer`."""
+  return steps_lib.player_optimizer(config.optimizer, learning_rate, beta1,
+                                    beta2, config.momentum, injected)
 
 
 def init(config: Config, data, steps: Steps, key: jax.Array) -> GANState:

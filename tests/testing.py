@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import chex
 import jax
@@ -87,13 +87,20 @@ def argv(config: Config) -> list[str]:
 Optimizer = Callable[[float, float, float], optax.GradientTransformation]
 
 
-def build_steps(config: Config, optimizer: Optimizer = steps_lib.adam):
+def _configured(config: Config) -> Optimizer:
+  """`config`'s --optimizer (and --momentum) as `optimizer(lr, b1, b2)`."""
+  return lambda lr, b1, b2: steps_lib.player_optimizer(
+      config.optimizer, lr, b1, b2, config.momentum)
+
+
+def build_steps(config: Config, optimizer: Optional[Optimizer] = None):
   """`(data, steps)`: the data set and the `Steps` of the configured game.
 
   Built as `gan_jax.train.build_steps` builds them: the data set and models
   from their registries, the loss by name, each player's
-  `optimizer(learning_rate, beta1, beta2)` (Adam by default) scheduled and
-  wrapped for the update scheme, the penalty by name, and every other field of `Steps` from
+  `optimizer(learning_rate, beta1, beta2)` (by default `config`'s
+  --optimizer: Adam unless set) scheduled and wrapped for the update scheme,
+  the penalty by name, and every other field of `Steps` from
   the field of `config` of the same name. Only data sampled on the device:
   a streamed data set is fed by `gan_jax.train.run`.
   """
@@ -102,6 +109,7 @@ def build_steps(config: Config, optimizer: Optimizer = steps_lib.adam):
     raise ValueError(f'data set {config.dataset} is streamed from the host; '
                      'testing builds data sampled on the device only')
   generator, discriminator = models_lib.build(config, data)
+  optimizer = optimizer or _configured(config)
 
   def player_optimizer(learning_rate, player):
     return schedules.player_optimizer(
@@ -126,7 +134,7 @@ def init(config: Config, data, steps: steps_lib.Steps, key: jax.Array
                     data.shape, g_ema=config.g_ema_decay > 0)
 
 
-def build(config: Config, optimizer: Optimizer = steps_lib.adam):
+def build(config: Config, optimizer: Optional[Optimizer] = None):
   """`(data, steps, state)`: `build_steps` and the initial state from
   `PRNGKey(config.seed)`, initialised under `jit` as training does."""
   data, steps = build_steps(config, optimizer)

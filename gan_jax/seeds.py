@@ -66,6 +66,7 @@ from gan_jax import artifacts
 from gan_jax import config as config_lib
 from gan_jax import loop
 from gan_jax import parallel
+from gan_jax import unrolled
 from gan_jax import workdir_lock
 from gan_jax.config import Config, ConfigError
 from gan_jax.state import GANState
@@ -125,8 +126,9 @@ def check(config: Config, num_seeds: int) -> None:
         f'--num_seeds={num_seeds} needs a new --workdir')
 
 
-def _adam(lr, b1, b2) -> optax.GradientTransformation:
-  return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=b1, b2=b2)
+def _adam(lr, b1, b2, **options) -> optax.GradientTransformation:
+  return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=b1, b2=b2,
+                                              **options)
 
 
 def build(configs: Sequence[Config]):
@@ -153,7 +155,8 @@ def build(configs: Sequence[Config]):
   def init_one(key, g_lr, d_lr, b1, b2):
     member = dataclasses.replace(
         steps, g_opt=scheme_optimizer(first.update, _adam(g_lr, b1, b2)),
-        d_opt=scheme_optimizer(first.update, _adam(d_lr, b1, b2)))
+        d_opt=scheme_optimizer(first.update, _adam(
+            d_lr, b1, b2, **unrolled.d_adam_options(first.unroll_steps))))
     return train.init(first, data, member, key)
 
   column = lambda name: jnp.asarray([getattr(c, name) for c in configs],

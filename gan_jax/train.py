@@ -39,10 +39,12 @@ from gan_jax import fileio
 from gan_jax import losses as losses_lib
 from gan_jax import loop
 from gan_jax import models as models_lib
+from gan_jax import packing
 from gan_jax import parallel
 from gan_jax import preemption
 from gan_jax import regularizers
 from gan_jax import steps as steps_lib
+from gan_jax import unrolled
 from gan_jax import workdir_lock
 from gan_jax.config import Config, ConfigError
 from gan_jax.data.images import StreamingImages
@@ -68,18 +70,21 @@ def build_steps(config: Config, adam=steps_lib.adam):
   sample_data = (_streamed(data.name) if isinstance(data, StreamingImages)
                  else data.sample)
   steps = Steps(
-      game=Game(generator, discriminator, losses_lib.get(config.loss)),
+      game=Game(generator, packing.packed(discriminator, config.pack),
+                losses_lib.get(config.loss)),
       g_opt=scheme_optimizer(config.update,
                              adam(config.g_lr, config.beta1, config.beta2)),
       d_opt=scheme_optimizer(config.update,
-                             adam(config.d_lr, config.beta1, config.beta2)),
+                             adam(config.d_lr, config.beta1, config.beta2,
+                                  **unrolled.d_adam_options(
+                                      config.unroll_steps))),
       sample_data=sample_data, batch_size=config.batch_size,
       z_dim=config.z_dim, d_steps=config.d_steps,
       d_weight_clip=config.d_weight_clip, update=config.update,
       consensus_weight=config.consensus_weight,
       reg=regularizers.get_or_none(config.reg),
       reg_weight=config.reg_weight, reg_every=config.reg_every,
-      g_ema_decay=config.g_ema_decay)
+      g_ema_decay=config.g_ema_decay, unroll_steps=config.unroll_steps)
   return data, steps
 
 
@@ -115,7 +120,8 @@ def data_chunks(data, steps: Steps, config: Config, start_step: int, mesh):
     return None
   sharding = jax.sharding.NamedSharding(
       mesh, jax.sharding.PartitionSpec(None, None, parallel.DATA_AXIS))
-  return data.chunks(config.seed, config.batch_size, config.log_every,
+  return data.chunks(config.seed, config.batch_size * config.pack,
+                     config.log_every,
                      start_step, config.num_steps,
                      batches_per_step=steps.batches_per_step(),
                      sharding=sharding)

@@ -31,8 +31,10 @@ from gan_jax import config_fields
 from gan_jax import data as data_lib
 from gan_jax import losses as losses_lib
 from gan_jax import models as models_lib
+from gan_jax import packing
 from gan_jax import regularizers
 from gan_jax import steps as steps_lib
+from gan_jax import unrolled
 from gan_jax.config import Config
 from gan_jax.data.images import StreamingImages
 from gan_jax.game import Game
@@ -102,16 +104,20 @@ def build_steps(config: Config, optimizer: Optimizer = steps_lib.adam):
                      'testing builds data sampled on the device only')
   generator, discriminator = models_lib.build(config, data)
 
-  def player_optimizer(learning_rate):
+  def player_optimizer(learning_rate, **options):
     return steps_lib.scheme_optimizer(
-        config.update, optimizer(learning_rate, config.beta1, config.beta2))
+        config.update, optimizer(learning_rate, config.beta1, config.beta2,
+                                 **options))
 
   same_name = {f.name: getattr(config, f.name)
                for f in dataclasses.fields(steps_lib.Steps)
                if hasattr(config, f.name) and f.name != 'reg'}
   steps = steps_lib.Steps(
-      game=Game(generator, discriminator, losses_lib.get(config.loss)),
-      g_opt=player_optimizer(config.g_lr), d_opt=player_optimizer(config.d_lr),
+      game=Game(generator, packing.packed(discriminator, config.pack),
+                losses_lib.get(config.loss)),
+      g_opt=player_optimizer(config.g_lr),
+      d_opt=player_optimizer(config.d_lr,
+                             **unrolled.d_adam_options(config.unroll_steps)),
       sample_data=data.sample, reg=regularizers.get_or_none(config.reg),
       **same_name)
   return data, steps

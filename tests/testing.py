@@ -141,8 +141,9 @@ def build(config: Config, optimizer: Optimizer = steps_lib.adam):
 
 def batch_and_latents(steps: steps_lib.Steps) -> tuple[jax.Array, jax.Array]:
   """A real batch (key 1) and a batch of latents (key 2) of `steps`'s batch
-  size, for calling `d_step(state, batch, z)` or `g_step(state, z)` by hand."""
-  return (steps.sample_data(jax.random.PRNGKey(1), steps.batch_size),
+  size (times its packing degree), for calling `d_step(state, batch, z)` or
+  `g_step(state, z)` by hand."""
+  return (steps.sample_batch(jax.random.PRNGKey(1)),
           steps.sample_z(jax.random.PRNGKey(2)))
 
 

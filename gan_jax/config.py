@@ -131,6 +131,15 @@ class Config:
       '--num_steps: {choices}.', choices=lambda: list(schedules.NAMES))
   update: str = cf.field('alternating', 'Update scheme: {choices}.',
                          choices=updates_lib.names)
+  pack: int = cf.field(
+      1, 'PacGAN packing degree m: D judges m samples concatenated into one '
+      'input (m real, or m fakes from independent z); --batch_size counts '
+      'packed inputs, so each player draws batch_size x m samples. 1 = off.',
+      check=cf.AT_LEAST_ONE)
+  unroll_steps: int = cf.field(
+      0, "Unrolled GAN: G descends its loss at D after k more of D's "
+      'optimizer updates, differentiated through them (--update=alternating '
+      'or simultaneous); 0 = off.', check=cf.NON_NEGATIVE)
   consensus_weight: float = cf.field(
       10.0, 'gamma of --update=consensus: both players add gamma/2 '
       '||joint gradient||^2.', check=cf.POSITIVE)
@@ -313,6 +322,7 @@ def validate(config: Config) -> Config:
     raise ConfigError(f'--d_steps={config.d_steps} needs --update='
                       f'{" or ".join(honouring)} (--update={config.update} '
                       'moves both players once per step)')
+  _check_unrolling(config)
   _check_images(config)
   if config.reg != 'none' and config.reg_weight == 0:
     raise ConfigError(f'--reg={config.reg} needs a positive --reg_weight')
@@ -320,6 +330,14 @@ def validate(config: Config) -> Config:
   _check_evaluation(config)
   _check_workdir(config.workdir)
   return config
+
+
+def _check_unrolling(config: Config) -> None:
+  unrolling = [n for n in updates_lib.names() if updates_lib.get(n).unrolls]
+  if config.unroll_steps and config.update not in unrolling:
+    raise ConfigError(f'--unroll_steps={config.unroll_steps} needs --update='
+                      f'{" or ".join(unrolling)} (--update={config.update} '
+                      'has no unrolled G step)')
 
 
 def _check_images(config: Config) -> None:

@@ -73,7 +73,8 @@ class Game:
   Attributes:
     generator: Linen module, `G(z_BxZ, train) -> x_Bx...`.
     discriminator: Linen module, `D(x_Bx..., train) -> out_B` (logits or
-      critic values).
+      critic values), or D wrapped to judge packs of samples
+      (`gan_jax.packing`: B m samples in, B outputs).
     loss: the `Loss` giving V and the two players' objectives.
   """
 
@@ -103,7 +104,9 @@ class Game:
     both, new_d_state = apply_module(
         self.discriminator, d_params, d_state,
         jnp.concatenate([batch, fake], axis=0), d_train)
-    n = batch.shape[0]
+    # D's outputs on the real rows come first; a packed D (gan_jax.packing)
+    # gives one output per pack of samples, so count outputs, not samples.
+    n = both.shape[0] * batch.shape[0] // (batch.shape[0] + fake.shape[0])
     return both[:n], both[n:], new_g_state, new_d_state
 
   def outputs(self, g_params: Params, d_params: Params, batch: Array,
@@ -152,6 +155,17 @@ class Game:
     Returns (g_loss, g_state'). D is only evaluated on the real batch when the
     loss compares real and fake outputs (`loss.g_needs_real`).
     """
+    g_loss, (new_g_state, _) = self.g_objective_and_outputs(
+        g_params, d_params, z, batch, g_state, d_state)
+    return g_loss, new_g_state
+
+  def g_objective_and_outputs(self, g_params: Params, d_params: Params,
+                              z: Array, batch: Optional[Array] = None,
+                              g_state: Optional[State] = None,
+                              d_state: Optional[State] = None
+                              ) -> tuple[Array, tuple[Optional[State], Array]]:
+    """`g_objective` whose aux also holds D's raw outputs on G(z):
+    (g_loss, (g_state', fake_out)), for metrics read off G's own pass."""
     if self.loss.g_needs_real:
       if batch is None:
         raise ValueError(f'loss {self.loss.name} needs a real batch in g_step')
@@ -161,4 +175,4 @@ class Game:
       fake, new_g_state = apply_module(self.generator, g_params, g_state, z,
                                        True)
       real_out, fake_out = None, self.discriminate(d_params, fake, d_state)
-    return self.loss.g_loss(fake_out, real_out), new_g_state
+    return self.loss.g_loss(fake_out, real_out), (new_g_state, fake_out)

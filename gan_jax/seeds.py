@@ -151,10 +151,11 @@ def build(configs: Sequence[Config]):
   data, steps = train.build_steps(first, injected=True)
 
   def init_one(key, g_lr, d_lr, b1, b2):
-    opt = lambda lr: train.player_optimizer(first, lr, b1, b2, injected=True)
+    opt = lambda lr, player='g': train.player_optimizer(
+        first, lr, b1, b2, injected=True, player=player)
     member = dataclasses.replace(
         steps, g_opt=schedules.player_optimizer(first, opt(g_lr), 'g'),
-        d_opt=schedules.player_optimizer(first, opt(d_lr), 'd'))
+        d_opt=schedules.player_optimizer(first, opt(d_lr, 'd'), 'd'))
     return train.init(first, data, member, key)
 
   column = lambda name: jnp.asarray([getattr(c, name) for c in configs],

@@ -39,11 +39,13 @@ from gan_jax import fileio
 from gan_jax import losses as losses_lib
 from gan_jax import loop
 from gan_jax import models as models_lib
+from gan_jax import packing
 from gan_jax import parallel
 from gan_jax import preemption
 from gan_jax import regularizers
 from gan_jax import schedules
 from gan_jax import steps as steps_lib
+from gan_jax import unrolled
 from gan_jax import workdir_lock
 from gan_jax.config import Config, ConfigError
 from gan_jax.data.images import StreamingImages
@@ -74,27 +76,34 @@ def build_steps(config: Config, injected: bool = False, data=None):
   sample_data = (_streamed(data.name) if isinstance(data, StreamingImages)
                  else data.sample)
   steps = Steps(
-      game=Game(generator, discriminator, losses_lib.get(config.loss)),
+      game=Game(generator, packing.packed(discriminator, config.pack),
+                losses_lib.get(config.loss)),
       g_opt=schedules.player_optimizer(config, player_optimizer(
           config, config.g_lr, config.beta1, config.beta2, injected), 'g'),
       d_opt=schedules.player_optimizer(config, player_optimizer(
-          config, config.d_lr, config.beta1, config.beta2, injected), 'd'),
+          config, config.d_lr, config.beta1, config.beta2, injected, 'd'),
+                                       'd'),
       sample_data=sample_data, batch_size=config.batch_size,
       z_dim=config.z_dim, d_steps=config.d_steps,
       d_weight_clip=config.d_weight_clip, update=config.update,
       consensus_weight=config.consensus_weight,
       reg=regularizers.get_or_none(config.reg),
       reg_weight=config.reg_weight, reg_every=config.reg_every,
-      g_ema_decay=config.g_ema_decay)
+      g_ema_decay=config.g_ema_decay, unroll_steps=config.unroll_steps)
   return data, steps
 
 
 def player_optimizer(config: Config, learning_rate, beta1, beta2,
-                     injected: bool = False):
-  """A player's `--optimizer` (before the scheme's wrapper) with these
-  hyperparameters and `--momentum`; see `steps.player_optimizer`."""
+                     injected: bool = False, player: str = 'g'):
+  """Player `player`'s ('g' or 'd') `--optimizer` (before the schedule and
+  the scheme's wrapper) with these hyperparameters and `--momentum`; see
+  `steps.player_optimizer`. D's Adam takes `unrolled.d_adam_options`
+  (G differentiates through its updates under `--unroll_steps`)."""
+  options = (unrolled.d_adam_options(config.unroll_steps)
+             if player == 'd' and config.optimizer == 'adam' else {})
   return steps_lib.player_optimizer(config.optimizer, learning_rate, beta1,
-                                    beta2, config.momentum, injected)
+                                    beta2, config.momentum, injected,
+                                    **options)
 
 
 def init(config: Config, data, steps: Steps, key: jax.Array) -> GANState:
@@ -129,7 +138,8 @@ def data_chunks(data, steps: Steps, config: Config, start_step: int, mesh):
     return None
   sharding = jax.sharding.NamedSharding(
       mesh, jax.sharding.PartitionSpec(None, None, parallel.DATA_AXIS))
-  return data.chunks(config.seed, config.batch_size, config.log_every,
+  return data.chunks(config.seed, config.batch_size * config.pack,
+                     config.log_every,
                      start_step, config.num_steps,
                      batches_per_step=steps.batches_per_step(),
                      sharding=sharding)

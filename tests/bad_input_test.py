@@ -129,6 +129,13 @@ BAD = [
     ('bad_widths', ['--g_hidden=64,x'], 'comma-separated'),
     ('zero_width', ['--d_hidden=64,0'], 'positive layer widths'),
     ('zero_z', ['--z_dim=0'], '--z_dim=0 must be positive'),
+    ('unroll_with_extragradient', ['--unroll_steps=3',
+                                   '--update=extragradient'],
+     '--unroll_steps=3 needs --update=alternating or simultaneous '
+     '(--update=extragradient has no unrolled G step)'),
+    ('negative_unroll_steps', ['--unroll_steps=-1'],
+     '--unroll_steps=-1 must be >= 0'),
+    ('zero_pack', ['--pack=0'], '--pack=0 must be at least 1'),
     ('unknown_update', ['--update=adam'],
      "--update='adam' is not a known update; valid: alternating"),
     ('unknown_metric', ['--eval_metrics=fid,bogus'],

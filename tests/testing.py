@@ -31,9 +31,11 @@ from gan_jax import config_fields
 from gan_jax import data as data_lib
 from gan_jax import losses as losses_lib
 from gan_jax import models as models_lib
+from gan_jax import packing
 from gan_jax import regularizers
 from gan_jax import schedules
 from gan_jax import steps as steps_lib
+from gan_jax import unrolled
 from gan_jax.config import Config
 from gan_jax.data.images import StreamingImages
 from gan_jax.game import Game
@@ -89,8 +91,9 @@ Optimizer = Callable[[float, float, float], optax.GradientTransformation]
 
 def _configured(config: Config) -> Optimizer:
   """`config`'s --optimizer (and --momentum) as `optimizer(lr, b1, b2)`."""
-  return lambda lr, b1, b2: steps_lib.player_optimizer(
-      config.optimizer, lr, b1, b2, config.momentum)
+  return lambda lr, b1, b2, **options: steps_lib.player_optimizer(
+      config.optimizer, lr, b1, b2, config.momentum,
+      **(options if config.optimizer == 'adam' else {}))
 
 
 def build_steps(config: Config, optimizer: Optional[Optimizer] = None):
@@ -111,17 +114,20 @@ def build_steps(config: Config, optimizer: Optional[Optimizer] = None):
   generator, discriminator = models_lib.build(config, data)
   optimizer = optimizer or _configured(config)
 
-  def player_optimizer(learning_rate, player):
+  def player_optimizer(learning_rate, player, **options):
     return schedules.player_optimizer(
-        config, optimizer(learning_rate, config.beta1, config.beta2), player)
+        config, optimizer(learning_rate, config.beta1, config.beta2,
+                          **options), player)
 
   same_name = {f.name: getattr(config, f.name)
                for f in dataclasses.fields(steps_lib.Steps)
                if hasattr(config, f.name) and f.name != 'reg'}
   steps = steps_lib.Steps(
-      game=Game(generator, discriminator, losses_lib.get(config.loss)),
+      game=Game(generator, packing.packed(discriminator, config.pack),
+                losses_lib.get(config.loss)),
       g_opt=player_optimizer(config.g_lr, 'g'),
-      d_opt=player_optimizer(config.d_lr, 'd'),
+      d_opt=player_optimizer(config.d_lr, 'd',
+                             **unrolled.d_adam_options(config.unroll_steps)),
       sample_data=data.sample, reg=regularizers.get_or_none(config.reg),
       **same_name)
   return data, steps
@@ -145,8 +151,9 @@ def build(config: Config, optimizer: Optional[Optimizer] = None):
 
 def batch_and_latents(steps: steps_lib.Steps) -> tuple[jax.Array, jax.Array]:
   """A real batch (key 1) and a batch of latents (key 2) of `steps`'s batch
-  size, for calling `d_step(state, batch, z)` or `g_step(state, z)` by hand."""
-  return (steps.sample_data(jax.random.PRNGKey(1), steps.batch_size),
+  size (times its packing degree), for calling `d_step(state, batch, z)` or
+  `g_step(state, z)` by hand."""
+  return (steps.sample_batch(jax.random.PRNGKey(1)),
           steps.sample_z(jax.random.PRNGKey(2)))
 
 

@@ -15,6 +15,8 @@ them, and the labels where the set has them) and, for MNIST, the
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax.numpy as jnp
@@ -61,15 +63,49 @@ def prepare_command(name: str, data_dir: Optional[str]) -> str:
           '.download_and_prepare()"')
 
 
+class Records(Sequence):
+  """A prepared split's records, whose read failures are I/O errors.
+
+  ArrayRecord reports a damaged shard (truncated, or bytes changed) as a
+  RuntimeError when a record is read, which a command would take for a bug
+  in gan_jax. Here it is an OSError (EIO) naming the split's directory, so
+  the commands report it as unreadable data: `error: PATH: CAUSE (EIO)`,
+  exit status 74 (`gan_jax.cli`). OSErrors pass through as they are.
+  """
+
+  def __init__(self, records: Sequence[Any], name: str, split: str,
+               where: str):
+    self._records, self._name, self._split = records, name, split
+    self._where = where
+
+  def __len__(self) -> int:
+    return len(self._records)
+
+  def __getitem__(self, index: int) -> Any:
+    try:
+      return self._records[index]
+    except OSError:
+      raise
+    except (RuntimeError, ValueError) as e:
+      cause = str(e).strip().splitlines()[0] if str(e).strip() else ''
+      raise OSError(
+          errno.EIO, f'record {index} of TFDS {self._name!r} split '
+          f'{self._split!r} is unreadable ({type(e).__name__}: {cause}); the '
+          'prepared files are damaged: prepare the set again',
+          self._where) from e
+
+
 def source(name: str, split: str = 'train',
            data_dir: Optional[str] = None) -> Sequence[Any]:
-  """The random-access `tfds.data_source` of a prepared set (no download).
+  """The random-access `tfds.data_source` of a prepared set (no download),
+  as `Records`.
 
   Raises:
     KeyError: `name` is not one of `SETS` (the message lists them).
     ImportError: tensorflow-datasets is not installed (one line).
     FileNotFoundError: the set is not prepared in `data_dir`; the message is
       the command that prepares it.
+  Reading a record of a damaged shard raises OSError (EIO), see `Records`.
   """
   if name not in SETS:
     raise KeyError(f'unknown TFDS image set {name!r}; valid sets: '
@@ -80,14 +116,18 @@ def source(name: str, split: str = 'train',
     raise ImportError(f'data set {name} needs tensorflow-datasets: '
                       "pip install 'tensorflow-datasets>=4.9'") from None
   try:
-    return tfds.data_source(name, split=split, data_dir=data_dir,
-                            download=False)
+    records = tfds.data_source(name, split=split, data_dir=data_dir,
+                               download=False)
   except Exception as e:  # pylint: disable=broad-except
     where = data_dir or 'the default TFDS directory (~/tensorflow_datasets)'
     raise FileNotFoundError(
         f'TFDS data set {name!r} (split {split!r}) is not prepared in {where} '
         f'({type(e).__name__}); prepare it on a machine with internet: '
         f'{prepare_command(name, data_dir)}') from None
+  info = getattr(records, 'dataset_info', None)
+  where = getattr(info, 'data_dir', None) or os.path.join(
+      data_dir or os.path.join('~', 'tensorflow_datasets'), name)
+  return Records(records, name, split, str(where))
 
 
 def preprocess_fn(name: str) -> Callable[[np.ndarray], np.ndarray]:

@@ -219,7 +219,8 @@ def train_members(configs: Sequence[Config], out=None) -> Result:
                      first.log_every, on_log=on_log, out=out, layout=layout,
                      stats=stats)
   state = layout.unpad(state)
-  z = jnp.stack([train.eval_latents(c) for c in configs])
+  z = jax.tree.map(lambda *zs: jnp.stack(zs),
+                   *[train.eval_inputs(c) for c in configs])
   samples = train.generate(steps, state, z, member_axis=True)
   finals = []
   for m, c in enumerate(configs):

@@ -107,10 +107,13 @@ def preprocess_fn(name: str) -> Callable[[np.ndarray], np.ndarray]:
   return preprocess
 
 
-def _in_memory(name: str, records: Sequence[Any],
-               n: int) -> images.InMemoryImages:
+def _in_memory(name: str, records: Sequence[Any], n: int,
+               with_labels: bool = False) -> images.InMemoryImages:
   pixels = images.read_images(records, range(n), preprocess_fn(name))
-  return images.InMemoryImages(name=name, images=jnp.asarray(pixels))
+  labels = (jnp.asarray(images.read_labels(records, range(n)))
+            if with_labels else None)
+  return images.InMemoryImages(name=name, images=jnp.asarray(pixels),
+                               labels=labels)
 
 
 def _streaming(name: str, records: Sequence[Any]) -> images.StreamingImages:
@@ -139,12 +142,13 @@ def in_memory_bytes(name: str, num_examples: int) -> int:
 
 
 def load(name: str, split: str = 'train', data_dir: Optional[str] = None,
-         max_device_bytes: int = 1 << 30):
+         max_device_bytes: int = 1 << 30, with_labels: bool = False):
   """`InMemoryImages` when the uint8 set fits in `max_device_bytes`, else
-  `StreamingImages`."""
+  `StreamingImages`. `with_labels` (a conditional run) holds the labels
+  beside the images on the device."""
   records = source(name, split, data_dir)
   if in_memory_bytes(name, len(records)) <= max_device_bytes:
-    return _in_memory(name, records, len(records))
+    return _in_memory(name, records, len(records), with_labels)
   return _streaming(name, records)
 
 
@@ -166,6 +170,7 @@ def split_with_labels(name: str, split: str = 'train',
 def _register(name: str) -> None:
   def build(config):
     return load(name, data_dir=config.data_dir or None,
+                with_labels=config.conditional != 'none',
                 **({'max_device_bytes': 0} if config.stream_data else {}))
 
   data_lib.register(data_lib.DatasetSpec(

@@ -68,15 +68,20 @@ def _check_split(dataset: str, split: str) -> None:
 def load_with_labels(dataset: str, split: str
                      ) -> tuple[np.ndarray, Optional[np.ndarray]]:
   """The reference samples of (dataset, split), float32, and their labels
-  (int32, or None for a set without labels or drawn from the data set)."""
+  (int32, or None for a set without labels; a mixture's are its modes)."""
   _check_split(dataset, split)
   spec = data_lib.get(dataset)
   if spec.load_reference is None:
     import jax  # pylint: disable=g-import-not-at-top
     from gan_jax.config import Config  # pylint: disable=g-import-not-at-top
     data = spec.build(Config(dataset=dataset))
-    return np.asarray(data.sample(jax.random.PRNGKey(REFERENCE_SEED),
-                                  SAMPLED_REFERENCE_SIZE), np.float32), None
+    key = jax.random.PRNGKey(REFERENCE_SEED)
+    if hasattr(data, 'sample_with_labels') and spec.num_classes:
+      # The same draws as data.sample(key, n), with their labels (modes).
+      samples, labels = data.sample_with_labels(key, SAMPLED_REFERENCE_SIZE)
+      return np.asarray(samples, np.float32), np.asarray(labels, np.int32)
+    return np.asarray(data.sample(key, SAMPLED_REFERENCE_SIZE),
+                      np.float32), None
   try:
     samples, labels = spec.load_reference(split)
   except (ImportError, FileNotFoundError) as e:
@@ -117,12 +122,13 @@ def statistics(dataset: str, split: str, extractor,
   """Reference features and their statistics, from the cache or computed.
 
   Returns {'features' (n, d) float32, 'mu' (d,) float64, 'sigma' (d, d)
-  float64, 'info': {dataset, split, num_reference, extractor,
-  weights_sha256, images_sha256, sample_shape}, 'cached': bool}. `images_sha256` hashes the
+  float64, 'labels' (n,) int32 of the same rows or None, 'info': {dataset,
+  split, num_reference, extractor, weights_sha256, images_sha256,
+  sample_shape}, 'cached': bool}. `images_sha256` hashes the
   reference images themselves, so a changed loader never hits an old entry.
   """
   from gan_jax.metrics import frechet  # pylint: disable=g-import-not-at-top
-  images = load(dataset, split)
+  images, labels = load_with_labels(dataset, split)
   images_sha = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
   cache_dir = cache_dir or default_cache_dir()
   path = os.path.join(cache_dir, f'{cache_key(dataset, split, extractor)}-'
@@ -137,12 +143,12 @@ def statistics(dataset: str, split: str, extractor,
       stored = json.loads(str(f['info']))
       if stored == info:
         return {'features': f['features'], 'mu': f['mu'], 'sigma': f['sigma'],
-                'info': info, 'cached': True}
+                'labels': labels, 'info': info, 'cached': True}
   features, _ = extractor.extract(images)
   mu, sigma = frechet.feature_statistics(features)
   os.makedirs(cache_dir, exist_ok=True)
   with fileio.atomic_path(path) as tmp:
     np.savez(tmp, features=features, mu=mu, sigma=sigma,
              info=np.array(json.dumps(info, sort_keys=True)))
-  return {'features': features, 'mu': mu, 'sigma': sigma, 'info': info,
-          'cached': False}
+  return {'features': features, 'mu': mu, 'sigma': sigma, 'labels': labels,
+          'info': info, 'cached': False}

@@ -197,8 +197,10 @@ class Evaluator:
     return out
 
 
-def evaluate_samples(config: Config, samples: np.ndarray, **kwargs) -> dict:
-  """Metrics of `samples` against the reference of `config.dataset`.
+def evaluate_samples(config: Config, samples: np.ndarray,
+                     labels: Optional[np.ndarray] = None, **kwargs) -> dict:
+  """Metrics of `samples` (generated for the classes `labels`, in a
+  conditional run) against the reference of `config.dataset`.
 
   Metrics default to `config.eval_metrics` (or DEFAULT_METRICS); keyword
   arguments are those of `Evaluator` (extractor, split, weights_path,
@@ -206,7 +208,7 @@ def evaluate_samples(config: Config, samples: np.ndarray, **kwargs) -> dict:
   `Config.load(workdir)`.
   """
   kwargs.setdefault('metrics', config.eval_metrics or DEFAULT_METRICS)
-  return Evaluator(config.dataset, **kwargs)(samples)
+  return Evaluator(config.dataset, **kwargs)(samples, labels)
 
 
 def make_in_training_evaluator(

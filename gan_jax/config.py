@@ -321,9 +321,9 @@ def _check_conditional(config: Config) -> None:
     raise ConfigError(f'--eval_metrics={",".join(label_metrics)} scores '
                       'class-conditional samples; add --conditional='
                       'projection or acgan, or drop them')
-  from gan_jax.metrics import conditional as conditional_metrics  # pylint: disable=g-import-not-at-top
+  from gan_jax.metrics import conditional as scores  # pylint: disable=g-import-not-at-top
   if ('label_acc' in label_metrics
-      and not conditional_metrics.has_classifier(config.dataset)):
+      and not scores.has_classifier(config.dataset)):
     raise ConfigError(f'--eval_metrics=label_acc needs a classifier trained '
                       f'on --dataset={config.dataset}; valid data sets: '
                       'digits, mnist')

@@ -2,8 +2,8 @@
 
 Reads DIR/config.json (`Config.load`: the data set and `eval_metrics`) and
 DIR/samples.npy (and, for a conditional run, DIR/sample_labels.npy: the
-label metrics label_acc and intra_fid need it), computes the metrics against the reference split in the
-feature space of the data set's extractor (`gan_jax.evaluation`), writes
+label metrics label_acc and intra_fid need it), computes the metrics
+against the reference split in the feature space of the data set's extractor (`gan_jax.evaluation`), writes
 DIR/eval.json and prints a table. Reference statistics are cached per
 (data set, split, extractor, weights hash) in --cache_dir.
 

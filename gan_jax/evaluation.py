@@ -94,10 +94,12 @@ class Evaluator:
                               'it: ' + ', '.join(n for n in features.names()
                                                  if n != 'identity'))
       if 'label_acc' in self.metrics and name != f'{dataset}_classifier':
+        with_one = [n[:-len('_classifier')] for n in features.names()
+                    if n.endswith('_classifier')]
         raise EvaluationError(
             f'metric label_acc needs a classifier trained on {dataset}; '
             f'valid extractor: {dataset}_classifier (data sets with one: '
-            f'{", ".join(n[:-len("_classifier")] for n in features.names() if n.endswith("_classifier"))})')
+            f'{", ".join(with_one)})')
       self.extractor = features.get(name, weights_path)
       start = time.perf_counter()
       self.reference = reference.statistics(dataset, split, self.extractor,

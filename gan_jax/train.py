@@ -213,23 +213,14 @@ def final_record(config: Config, data, samples: np.ndarray, step: int,
 
 def conditional_sample_metrics(config: Config, data, samples: np.ndarray
                                ) -> dict:
-  """`label_accuracy`: the fraction of evaluation samples of class k (for
-  every k, `eval_labels`) that the data set's own classifier (digits,
-  mnist: `gan_jax.features`) or, for a mixture, the nearest mode assigns
-  to class k; {} for an unconditional run or a set without either."""
+  """`label_accuracy` of a conditional run's evaluation samples, asked for
+  the classes `eval_labels` (`gan_jax.metrics.conditional.final_metrics`);
+  {} for an unconditional run."""
   labels = eval_labels(config)
   if labels is None:
     return {}
-  from gan_jax.metrics import conditional as metrics  # pylint: disable=g-import-not-at-top
-  if data_lib.get(config.dataset).has_modes:
-    return {'label_accuracy': metrics.nearest_mode_accuracy(
-        samples, labels, data.means)}
-  extractor = metrics.classifier_for(config.dataset)
-  if extractor is None:
-    return {}
-  return {'label_accuracy': metrics.label_accuracy(
-      extractor.extract(samples)[1], labels),
-          'label_classifier': extractor.name}
+  from gan_jax.metrics import conditional as scores  # pylint: disable=g-import-not-at-top
+  return scores.final_metrics(config.dataset, data, samples, labels)
 
 
 class Preempted(RuntimeError):

@@ -94,7 +94,9 @@ class LabelsTest(absltest.TestCase):
                          checkpoint_every=2, conditional='acgan',
                          fake_labels='data')
     parts = whole.replace(workdir=os.path.join(root, 'parts'))
-    train.run(whole, out=None)
+    final = train.run(whole, out=None)
+    self.assertEqual(final['label_classifier'], 'nearest_mode')
+    self.assertBetween(final['label_accuracy'], 0.0, 1.0)
     train.run(parts.replace(num_steps=2), out=None)  # stopped at step 2
     train.run(parts, out=None)  # resumed to 6
     restore = ocp.StandardCheckpointer().restore

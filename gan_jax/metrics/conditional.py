@@ -81,3 +81,22 @@ def has_classifier(dataset: str) -> bool:
   """Whether `dataset` names a classifier of its own (without loading it)."""
   from gan_jax import features  # pylint: disable=g-import-not-at-top
   return features.default_for(dataset) == f'{dataset}_classifier'
+
+
+def final_metrics(dataset: str, data, samples: np.ndarray,
+                  labels: np.ndarray) -> dict:
+  """A conditional run's final `label_accuracy`: the fraction of `samples`
+  (asked for classes `labels`) that the data set's own classifier (digits,
+  mnist) or, for a mixture, the nearest mode assigns to their class, with
+  `label_classifier` naming the classifier; {} for a set with neither."""
+  from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  if data_lib.get(dataset).has_modes:
+    return {'label_accuracy': nearest_mode_accuracy(samples, labels,
+                                                    data.means),
+            'label_classifier': 'nearest_mode'}
+  extractor = classifier_for(dataset)
+  if extractor is None:
+    return {}
+  return {'label_accuracy': label_accuracy(extractor.extract(samples)[1],
+                                           labels),
+          'label_classifier': extractor.name}

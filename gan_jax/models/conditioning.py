@@ -11,7 +11,8 @@ Generator:
 * `ConditionalBatchNorm` (de Vries et al. 2017; Miyato & Koyama 2018): batch
   norm whose gain and bias are the class's,
 
-      BN(h | y)_c = gamma_{y,c} (h_c - mu_c) / sqrt(sigma^2_c + eps) + beta_{y,c},
+      BN(h | y)_c = gamma_{y,c} (h_c - mu_c) / sqrt(sigma^2_c + eps)
+                    + beta_{y,c},
 
   mu, sigma^2 the batch's statistics in training, the running ones
   otherwise; gamma starts at 1, beta at 0 for every class.

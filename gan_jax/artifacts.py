@@ -13,6 +13,9 @@ program of several seeds.
   samples.png    one run: toys drawn over the data's modes, images as an
                  8x8 grid of the first 64; several seeds: one panel per seed;
   samples_STEP.png  (one run) the same picture every --image_every steps;
+  sample_labels.npy, samples_by_class.png  (a conditional run) the class
+                 each sample was generated for, and for images a grid with
+                 a row per class;
   events.out.tfevents.*  (one run) TensorBoard: the metrics as scalars, the
                  samples as an image.
 
@@ -156,13 +159,18 @@ class RunFiles:
     if self._tensorboard is not None:
       self._tensorboard.image_png('samples', step, path)
 
-  def final(self, finals: Sequence[dict], samples: np.ndarray) -> None:
-    """The final records (one per seed), samples.npy and samples.png."""
+  def final(self, finals: Sequence[dict], samples: np.ndarray,
+            labels: Optional[np.ndarray] = None) -> None:
+    """The final records (one per seed), samples.npy and samples.png; with
+    `labels` (one run, conditional) sample_labels.npy and, for images,
+    samples_by_class.png."""
     if self._metrics is None:
       return
     for final in finals:
       self._metrics.write(final)
     save_npy(self.path('samples.npy'), samples)
+    if labels is not None:
+      self._by_class(finals[0]['step'], samples, labels)
     if self._data is None:
       return
     png = self.path('samples.png')
@@ -177,6 +185,26 @@ class RunFiles:
     if self._tensorboard is not None:
       self._tensorboard.scalars(finals[0]['step'], finals[0], prefix='eval/')
       self._tensorboard.image_png('samples', finals[0]['step'], png)
+
+  # Samples per class in samples_by_class.png (a row per class).
+  PER_CLASS = 10
+
+  def _by_class(self, step: int, samples: np.ndarray,
+                labels: np.ndarray) -> None:
+    """sample_labels.npy and, for images, samples_by_class.png (also a
+    TensorBoard image)."""
+    from gan_jax import plots  # pylint: disable=g-import-not-at-top
+    save_npy(self.path('sample_labels.npy'), np.asarray(labels, np.int32))
+    if samples.ndim != 4 or self._seeds is not None:
+      return
+    num_classes = int(np.max(labels)) + 1
+    png = self.path('samples_by_class.png')
+    plots.save_image_grid(
+        png, plots.rows_by_class(samples, labels, num_classes,
+                                 self.PER_CLASS),
+        rows=num_classes, cols=self.PER_CLASS)
+    if self._tensorboard is not None:
+      self._tensorboard.image_png('samples_by_class', step, png)
 
   def flush(self) -> None:
     """Puts metrics.jsonl on disk (fsync): called before a checkpoint is

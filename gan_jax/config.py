@@ -33,6 +33,7 @@ from typing import Any, Optional
 
 from absl import flags
 
+from gan_jax import conditional as conditional_lib
 from gan_jax import config_fields as cf
 from gan_jax import data as data_lib
 from gan_jax.data import toy
@@ -231,6 +232,18 @@ class Config:
       'float32', "Dtype of the models' arithmetic: {choices} (parameters, "
       'optimizer states and losses stay float32).',
       choices=lambda: list(precision.COMPUTE_DTYPES))
+  conditional: str = cf.field(
+      'none', 'Class-conditional GAN on a labelled data set: {choices} '
+      '(projection D, or D with an auxiliary classifier; G conditioned by a '
+      'class embedding and conditional batch norm).',
+      choices=lambda: list(conditional_lib.CONDITIONINGS))
+  acgan_weight: float = cf.field(
+      1.0, "--conditional=acgan: weight of the auxiliary classifier's "
+      "cross-entropy in both players' losses.", check=cf.POSITIVE)
+  fake_labels: str = cf.field(
+      'uniform', "Distribution of the labels G is asked for: {choices} "
+      "(uniform over the classes, or the data's class frequencies).",
+      choices=lambda: list(conditional_lib.FAKE_LABELS))
 
   def replace(self, **changes: Any) -> 'Config':
     return dataclasses.replace(self, **changes)
@@ -324,6 +337,7 @@ def validate(config: Config) -> Config:
                       'moves both players once per step)')
   _check_unrolling(config)
   _check_images(config)
+  _check_conditional(config)
   if config.reg != 'none' and config.reg_weight == 0:
     raise ConfigError(f'--reg={config.reg} needs a positive --reg_weight')
   _check_chunk_boundaries(config)
@@ -377,6 +391,46 @@ def _check_toy_layout(config: Config) -> None:
     raise ConfigError(f'{" ".join(set_flags)} applies to --dataset='
                       f'{" or ".join(toy.LAID_OUT)} (--dataset='
                       f'{config.dataset} has no such layout)')
+
+
+def _check_conditional(config: Config) -> None:
+  from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
+  label_metrics = [m for m in config.eval_metrics
+                   if m in evaluation.LABEL_METRICS]
+  if label_metrics and config.conditional == 'none':
+    raise ConfigError(f'--eval_metrics={",".join(label_metrics)} scores '
+                      'class-conditional samples; add --conditional='
+                      'projection or acgan, or drop them')
+  from gan_jax.metrics import conditional as scores  # pylint: disable=g-import-not-at-top
+  if ('label_acc' in label_metrics
+      and not scores.has_classifier(config.dataset)):
+    raise ConfigError(f'--eval_metrics=label_acc needs a classifier trained '
+                      f'on --dataset={config.dataset}; valid data sets: '
+                      'digits, mnist')
+  if config.conditional == 'none':
+    for name, default in (('acgan_weight', 1.0), ('fake_labels', 'uniform')):
+      if getattr(config, name) != default:
+        raise ConfigError(f'--{name} applies to conditional runs only '
+                          '(--conditional=projection or acgan)')
+    return
+  if config.conditional != 'acgan' and config.acgan_weight != 1.0:
+    raise ConfigError('--acgan_weight applies to --conditional=acgan only')
+  labelled = [n for n in data_lib.names() if data_lib.get(n).num_classes]
+  if not data_lib.spec(config).num_classes:
+    raise ConfigError(f'--conditional={config.conditional} needs a data set '
+                      f'with labels; valid: {", ".join(labelled)} '
+                      f'(--dataset={config.dataset} has none)')
+  supporting = models_lib.supporting(config.conditional)
+  if config.model not in supporting:
+    raise ConfigError(f'--conditional={config.conditional} applies to '
+                      f'--model={" or ".join(supporting)} (--model='
+                      f'{config.model} has no class-conditional form)')
+  if config.stream_data:
+    raise ConfigError(f'--conditional={config.conditional} samples labels '
+                      'on the device; drop --stream_data')
+  if config.pack > 1:
+    raise ConfigError(f'--conditional={config.conditional} judges one '
+                      f'labelled sample at a time; drop --pack={config.pack}')
 
 
 # Work done between compiled chunks lands on multiples of --log_every:

@@ -1,8 +1,9 @@
 """Evaluates a finished run: `python -m gan_jax.evaluate --workdir=DIR`.
 
 Reads DIR/config.json (`Config.load`: the data set and `eval_metrics`) and
-DIR/samples.npy, computes the metrics against the reference split in the
-feature space of the data set's extractor (`gan_jax.evaluation`), writes
+DIR/samples.npy (and, for a conditional run, DIR/sample_labels.npy: the
+label metrics label_acc and intra_fid need it), computes the metrics
+against the reference split in the feature space of the data set's extractor (`gan_jax.evaluation`), writes
 DIR/eval.json and prints a table. Reference statistics are cached per
 (data set, split, extractor, weights hash) in --cache_dir.
 
@@ -32,7 +33,9 @@ from gan_jax.config import Config
 flags.DEFINE_string('workdir', None, 'A finished run\'s directory (holding '
                     'config.json and samples.npy).')
 flags.DEFINE_string('metrics', None, 'Comma-separated metrics: fid, kid, is, '
-                    'pr, dc (default: the run\'s eval_metrics, else fid,kid,pr).')
+                    'pr, dc, label_acc, intra_fid (the last two for '
+                    'conditional runs; default: the run\'s eval_metrics, else '
+                    'fid,kid,pr).')
 flags.DEFINE_string('extractor', None, 'Feature extractor (default: the data '
                     'set\'s: digits_classifier, mnist_classifier, identity for '
                     'toy data, else inception_v3).')
@@ -86,13 +89,21 @@ def _evaluate(workdir: str) -> None:
     samples = np.load(os.path.join(workdir, 'samples.npy'))
   except ValueError as e:
     cli.usage_error(f'{workdir}/samples.npy cannot be read: {e}')
+  labels = None
+  labels_path = os.path.join(workdir, 'sample_labels.npy')
+  if os.path.isfile(labels_path):
+    try:
+      labels = np.load(labels_path)
+    except ValueError as e:
+      cli.usage_error(f'{labels_path} cannot be read: {e}')
   if FLAGS.num_samples:
     samples = samples[:FLAGS.num_samples]
+    labels = None if labels is None else labels[:FLAGS.num_samples]
   from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
   metrics = FLAGS.metrics or config.eval_metrics or evaluation.DEFAULT_METRICS
   try:
     result = evaluation.evaluate_samples(
-        config, samples, metrics=metrics, extractor=FLAGS.extractor,
+        config, samples, labels=labels, metrics=metrics, extractor=FLAGS.extractor,
         split=FLAGS.split, weights_path=FLAGS.weights,
         cache_dir=FLAGS.cache_dir, kid_subsets=FLAGS.kid_subsets,
         kid_subset_size=FLAGS.kid_subset_size)

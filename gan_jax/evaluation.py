@@ -10,6 +10,14 @@ feature space of one extractor:
     is   Inception Score of the extractor's logits (metrics.inception_score)
     pr   k-NN precision and recall, k = 3 (metrics.prdc)
     dc   density and coverage, k = 5 (metrics.prdc)
+    label_acc  class-conditional samples: the fraction the extractor's
+         classifier assigns to the class asked for (needs an extractor
+         trained on the data set: digits, mnist; metrics.conditional)
+    intra_fid  class-conditional samples: mean over classes of the FID
+         between class-k samples and class-k reference images
+         (metrics.conditional)
+
+The last two need the samples' labels (`Evaluator(...)(samples, labels)`).
 
 Every result carries what makes two numbers comparable: the number of
 generated and reference samples, the data set and split, the extractor's
@@ -17,7 +25,8 @@ name and its weights' SHA-256, and the hash of the reference images. FID and
 KID depend on the sample counts (FID is biased upwards for small N), so
 compare results only when all of these agree.
 
-`make_in_training_evaluator(config)` returns `(step, samples) -> record` for
+`make_in_training_evaluator(config)` returns `(step, samples, labels=None)
+-> record` for
 the training loop to call every `config.eval_every` steps; it loads the
 extractor and the (cached) reference statistics once, when it is made.
 """
@@ -32,7 +41,9 @@ import numpy as np
 if TYPE_CHECKING:
   from gan_jax.config import Config
 
-METRICS = ('fid', 'kid', 'is', 'pr', 'dc')
+METRICS = ('fid', 'kid', 'is', 'pr', 'dc', 'label_acc', 'intra_fid')
+# Metrics of class-conditional samples: they need the samples' labels.
+LABEL_METRICS = ('label_acc', 'intra_fid')
 DEFAULT_METRICS = ('fid', 'kid', 'pr')
 DEFAULT_SPLIT = 'train'
 PR_K = 3
@@ -69,6 +80,7 @@ class Evaluator:
                kid_subsets: int = KID_SUBSETS,
                kid_subset_size: int = KID_SUBSET_SIZE,
                config: Optional[Config] = None):
+    from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
     from gan_jax import features  # pylint: disable=g-import-not-at-top
     from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
     self.metrics = check_metrics(metrics)
@@ -82,6 +94,13 @@ class Evaluator:
                               'identity does not have; valid extractors for '
                               'it: ' + ', '.join(n for n in features.names()
                                                  if n != 'identity'))
+      if 'label_acc' in self.metrics and name != f'{dataset}_classifier':
+        with_one = [n[:-len('_classifier')] for n in features.names()
+                    if n.endswith('_classifier')]
+        raise EvaluationError(
+            f'metric label_acc needs a classifier trained on {dataset}; '
+            f'valid extractor: {dataset}_classifier (data sets with one: '
+            f'{", ".join(with_one)})')
       self.extractor = features.get(name, weights_path)
       start = time.perf_counter()
       self.reference = reference.statistics(dataset, split, self.extractor,
@@ -90,6 +109,7 @@ class Evaluator:
       raise EvaluationError(str(e)) from None
     self.reference_seconds = time.perf_counter() - start
     self.dataset = dataset
+    self.num_classes = data_lib.get(dataset).num_classes
     self.split = split
     self.kid_subsets = kid_subsets
     self.kid_subset_size = kid_subset_size
@@ -120,10 +140,19 @@ class Evaluator:
       raise EvaluationError('samples contain NaN or Inf')
     return samples
 
-  def __call__(self, samples: np.ndarray) -> dict:
-    """The metrics of `samples` with their provenance, as one flat dict."""
+  def __call__(self, samples: np.ndarray,
+               labels: Optional[np.ndarray] = None) -> dict:
+    """The metrics of `samples` (the classes they were generated for:
+    `labels`, needed by `LABEL_METRICS`) with their provenance, as one flat
+    dict."""
     from gan_jax import metrics as m  # pylint: disable=g-import-not-at-top
+    from gan_jax.metrics import conditional  # pylint: disable=g-import-not-at-top
     samples = self._check_samples(samples)
+    wanted = [n for n in self.metrics if n in LABEL_METRICS]
+    if wanted and (labels is None or len(labels) != len(samples)):
+      raise EvaluationError(
+          f'metrics {", ".join(wanted)} need the label of every sample (a '
+          'class-conditional run; gan_jax.evaluate reads sample_labels.npy)')
     ref = self.reference
     seconds = {}
     start = time.perf_counter()
@@ -148,6 +177,15 @@ class Evaluator:
       elif name == 'dc':
         out.update(m.density_coverage(ref['features'], feats, k=DC_K,
                                       real_r2=self._radii(DC_K)))
+      elif name == 'label_acc':
+        out['label_acc'] = conditional.label_accuracy(logits, labels)
+      elif name == 'intra_fid':
+        if ref.get('labels') is None:
+          raise EvaluationError(f'the {self.dataset} reference has no labels '
+                                'for intra_fid')
+        out.update(conditional.intra_class_fid(
+            feats, labels, ref['features'], ref['labels'],
+            self.num_classes))
       seconds[name] = time.perf_counter() - start
     info = ref['info']
     out.update({
@@ -162,8 +200,10 @@ class Evaluator:
     return out
 
 
-def evaluate_samples(config: Config, samples: np.ndarray, **kwargs) -> dict:
-  """Metrics of `samples` against the reference of `config.dataset`.
+def evaluate_samples(config: Config, samples: np.ndarray,
+                     labels: Optional[np.ndarray] = None, **kwargs) -> dict:
+  """Metrics of `samples` (generated for the classes `labels`, in a
+  conditional run) against the reference of `config.dataset`.
 
   Metrics default to `config.eval_metrics` (or DEFAULT_METRICS); keyword
   arguments are those of `Evaluator` (extractor, split, weights_path,
@@ -171,7 +211,7 @@ def evaluate_samples(config: Config, samples: np.ndarray, **kwargs) -> dict:
   `Config.load(workdir)`.
   """
   kwargs.setdefault('metrics', config.eval_metrics or DEFAULT_METRICS)
-  return Evaluator(config.dataset, config=config, **kwargs)(samples)
+  return Evaluator(config.dataset, config=config, **kwargs)(samples, labels)
 
 
 def make_in_training_evaluator(
@@ -187,7 +227,8 @@ def make_in_training_evaluator(
   kwargs.setdefault('metrics', config.eval_metrics or DEFAULT_METRICS)
   evaluator = Evaluator(config.dataset, config=config, **kwargs)
 
-  def evaluate(step: int, samples: np.ndarray) -> dict:
-    return {'step': int(step), 'eval': True, **evaluator(samples)}
+  def evaluate(step: int, samples: np.ndarray,
+               labels: Optional[np.ndarray] = None) -> dict:
+    return {'step': int(step), 'eval': True, **evaluator(samples, labels)}
 
   return evaluate

@@ -33,6 +33,21 @@ runs in training mode and which state it returns:
 * `g_objective`: G in training mode (its new `g_state` is returned); D in
   inference mode with its current state (a G step changes nothing of D).
 * `value`, `generate`, `discriminate`: inference mode unless asked otherwise.
+
+Class-conditional games (`gan_jax.conditional`) stay this one value function
+with the labels on each side of it: the real batch is the pair (x, y) and
+G's latents are the pair (z, y'), so
+
+    V(D, G) = E_{(x, y) ~ p_data}[log D(x, y)]
+              + E_{z ~ p_z, y' ~ p_y}[log(1 - D(G(z, y'), y'))],
+
+and D sees G's samples paired with the labels G was asked for. Labels are
+data, not parameters: they travel in `batch` and `z`, every signature here
+is unchanged, and a caller that passes bare arrays plays the unconditional
+game exactly as before. A D with an auxiliary classifier (ACGAN) returns
+(out_B, class_logits_BxK); `discriminate` and the losses read `out`, and
+with `class_loss_weight` w > 0 D's objective adds
+w [CE(real logits, y) + CE(fake logits, y')] and G's w CE(fake logits, y').
 """
 
 from __future__ import annotations
@@ -44,6 +59,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax import conditional
 from gan_jax.losses import Loss
 
 Array = jax.Array
@@ -71,16 +87,22 @@ class Game:
   """A generator, a discriminator and the loss that pits them against each other.
 
   Attributes:
-    generator: Linen module, `G(z_BxZ, train) -> x_Bx...`.
+    generator: Linen module, `G(z_BxZ, train) -> x_Bx...` (conditional:
+      `G((z, y), train)`).
     discriminator: Linen module, `D(x_Bx..., train) -> out_B` (logits or
-      critic values), or D wrapped to judge packs of samples
-      (`gan_jax.packing`: B m samples in, B outputs).
+      critic values; conditional: `D((x, y), train)`, returning
+      `(out_B, class_logits_BxK)` with an auxiliary classifier), or D
+      wrapped to judge packs of samples (`gan_jax.packing`: B m samples in,
+      B outputs; never conditional).
     loss: the `Loss` giving V and the two players' objectives.
+    class_loss_weight: w of the auxiliary classifier's cross-entropy
+      (ACGAN, `--acgan_weight`); 0 for a D without one.
   """
 
   generator: nn.Module
   discriminator: nn.Module
   loss: Loss
+  class_loss_weight: float = 0.0
 
   def generate(self, g_params: Params, z: Array,
                g_state: Optional[State] = None, train: bool = False) -> Array:
@@ -90,8 +112,10 @@ class Game:
   def discriminate(self, d_params: Params, x: Array,
                    d_state: Optional[State] = None,
                    train: bool = False) -> Array:
-    """D's raw outputs (logits / critic values) on x, shape (B,)."""
-    return apply_module(self.discriminator, d_params, d_state, x, train)[0]
+    """D's raw outputs (logits / critic values) on x, shape (B,) (without
+    an auxiliary classifier's class logits)."""
+    return adversarial(
+        apply_module(self.discriminator, d_params, d_state, x, train)[0])
 
   def _outputs(self, g_params: Params, d_params: Params, batch: Array,
                z: Array, g_state: Optional[State], d_state: Optional[State],
@@ -101,13 +125,26 @@ class Game:
                                        g_train)
     else:
       new_g_state = g_state
+    fake = conditional.join(fake, conditional.labels_of(z))
     both, new_d_state = apply_module(
         self.discriminator, d_params, d_state,
-        jnp.concatenate([batch, fake], axis=0), d_train)
+        jax.tree.map(lambda r, f: jnp.concatenate([r, f], axis=0), batch,
+                     fake), d_train)
     # D's outputs on the real rows come first; a packed D (gan_jax.packing)
     # gives one output per pack of samples, so count outputs, not samples.
-    n = both.shape[0] * batch.shape[0] // (batch.shape[0] + fake.shape[0])
-    return both[:n], both[n:], new_g_state, new_d_state
+    rows = jax.tree.leaves(batch)[0].shape[0]
+    total = rows + jax.tree.leaves(fake)[0].shape[0]
+    n = jax.tree.leaves(both)[0].shape[0] * rows // total
+    real_out, fake_out = jax.tree.map(lambda a: a[:n], both), jax.tree.map(
+        lambda a: a[n:], both)
+    return real_out, fake_out, new_g_state, new_d_state
+
+  def _class_loss(self, out, batch) -> Array:
+    """w CE(class logits of `out`, labels of `batch`); 0 without them."""
+    if not self.class_loss_weight or not isinstance(out, tuple):
+      return jnp.zeros((), jnp.float32)
+    return self.class_loss_weight * conditional.class_loss(
+        out[1], conditional.labels_of(batch))
 
   def outputs(self, g_params: Params, d_params: Params, batch: Array,
               z: Array, g_state: Optional[State] = None,
@@ -119,8 +156,9 @@ class Game:
     batch-coupled layers, so the outputs are identical. (A spectrally
     normalised D advances its power iteration once per pass, for both.)
     """
-    return self._outputs(g_params, d_params, batch, z, g_state, d_state,
-                         False, False)[:2]
+    real_out, fake_out = self._outputs(g_params, d_params, batch, z, g_state,
+                                       d_state, False, False)[:2]
+    return adversarial(real_out), adversarial(fake_out)
 
   def value(self, g_params: Params, d_params: Params, batch: Array,
             z: Array, g_state: Optional[State] = None,
@@ -142,8 +180,13 @@ class Game:
     """
     real_out, fake_out, _, new_d_state = self._outputs(
         g_params, d_params, batch, z, g_state, d_state, True, True, fake)
-    return (self.loss.d_loss(real_out, fake_out),
-            (self.loss.value(real_out, fake_out), new_d_state))
+    class_loss = (self._class_loss(real_out, batch)
+                  + self._class_loss(fake_out, z))
+    real_out, fake_out = adversarial(real_out), adversarial(fake_out)
+    d_loss = self.loss.d_loss(real_out, fake_out)
+    if self.class_loss_weight:
+      d_loss = d_loss + class_loss
+    return d_loss, (self.loss.value(real_out, fake_out), new_d_state)
 
   def g_objective(self, g_params: Params, d_params: Params, z: Array,
                   batch: Optional[Array] = None,
@@ -171,8 +214,20 @@ class Game:
         raise ValueError(f'loss {self.loss.name} needs a real batch in g_step')
       real_out, fake_out, new_g_state, _ = self._outputs(
           g_params, d_params, batch, z, g_state, d_state, True, False)
+      real_out = adversarial(real_out)
     else:
       fake, new_g_state = apply_module(self.generator, g_params, g_state, z,
                                        True)
-      real_out, fake_out = None, self.discriminate(d_params, fake, d_state)
-    return self.loss.g_loss(fake_out, real_out), (new_g_state, fake_out)
+      real_out, fake_out = None, apply_module(
+          self.discriminator, d_params, d_state,
+          conditional.join(fake, conditional.labels_of(z)), False)[0]
+    g_loss = self.loss.g_loss(adversarial(fake_out), real_out)
+    if self.class_loss_weight:
+      g_loss = g_loss + self._class_loss(fake_out, z)
+    return g_loss, (new_g_state, adversarial(fake_out))
+
+
+def adversarial(out):
+  """D's adversarial output (B,): `out` itself, or the first of an
+  auxiliary classifier's (out, class_logits)."""
+  return out[0] if isinstance(out, tuple) else out

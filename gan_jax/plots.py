@@ -86,6 +86,19 @@ def image_grid(images_NxHxWxC: np.ndarray, rows: int = 8,
   return grid
 
 
+def rows_by_class(images_NxHxWxC: np.ndarray, labels_N: np.ndarray,
+                  num_classes: int, per_class: int) -> np.ndarray:
+  """The first `per_class` images of each class 0..K-1, class k in row k:
+  (K * per_class, H, W, C), a class with fewer images padded with blank
+  (-1) cells; tile with `image_grid(..., rows=K, cols=per_class)`."""
+  images = np.asarray(images_NxHxWxC, np.float32)
+  out = np.full((num_classes, per_class) + images.shape[1:], -1.0, np.float32)
+  for k in range(num_classes):
+    chosen = images[np.asarray(labels_N) == k][:per_class]
+    out[k, :len(chosen)] = chosen
+  return out.reshape((-1,) + images.shape[1:])
+
+
 def draw_images(ax, images_NxHxWxC: np.ndarray, rows: int = 4,
                 cols: int = 4) -> None:
   """The first rows x cols images as one `image_grid` mosaic, no axes."""

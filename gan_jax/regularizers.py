@@ -33,6 +33,11 @@ and DRAGAN equal (||w|| - 1)^2 and R1, R2 equal ||w||^2 / 2 whatever the
 points; `tests/regularizers_test.py` checks these and the quadratic
 D(x) = x^T A x (gradient (A + A^T) x) against closed forms.
 
+Conditional D (`gan_jax.conditional`): `real` and `fake` are labelled
+pairs (x, y) and D reads (x, y); every gradient is with respect to x only,
+with the labels held, interpolates take the real batch's labels and DRAGAN's
+points keep theirs.
+
 Lazy regularisation (Karras et al. 2020): applying the penalty only every k
 D steps with weight k * weight keeps its expected contribution unchanged.
 """
@@ -45,6 +50,7 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 
+from gan_jax import conditional
 from gan_jax import registry
 
 Array = jax.Array
@@ -92,9 +98,12 @@ def get_or_none(name: str) -> Optional[Regularizer]:
   return get(name)
 
 
-def input_gradients(d_apply: ApplyFn, d_params: Any, x: Array) -> Array:
-  """grad_x D(x_i) for every sample, shape of x (one backward pass)."""
-  return jax.grad(lambda x: jnp.sum(d_apply(d_params, x)))(x)
+def input_gradients(d_apply: ApplyFn, d_params: Any, x: Any) -> Array:
+  """grad_x D(x_i) for every sample, shape of x (one backward pass); for a
+  labelled pair (x, y), grad_x D(x_i, y_i) with the labels held."""
+  x, y = conditional.split(x)
+  return jax.grad(
+      lambda x: jnp.sum(d_apply(d_params, conditional.join(x, y))))(x)
 
 
 def squared_norms(g: Array) -> Array:
@@ -113,14 +122,22 @@ def _per_sample(x: Array, values: Array) -> Array:
   return values.reshape((x.shape[0],) + (1,) * (x.ndim - 1))
 
 
-def interpolates(real: Array, fake: Array, key: Array) -> Array:
-  """x_hat = eps real + (1 - eps) fake, eps ~ U[0, 1] per sample."""
+def interpolates(real: Any, fake: Any, key: Array) -> Any:
+  """x_hat = eps real + (1 - eps) fake, eps ~ U[0, 1] per sample (labelled:
+  with the real batch's labels)."""
+  (real, y), (fake, _) = conditional.split(real), conditional.split(fake)
   eps = _per_sample(real, jax.random.uniform(key, (real.shape[0],), real.dtype))
-  return eps * real + (1.0 - eps) * fake
+  return conditional.join(eps * real + (1.0 - eps) * fake, y)
 
 
-def dragan_points(real: Array, key: Array) -> Array:
-  """x_hat = x + alpha c std(x) u: DRAGAN's perturbed real points."""
+def dragan_points(real: Any, key: Array) -> Any:
+  """x_hat = x + alpha c std(x) u: DRAGAN's perturbed real points (labelled:
+  with their labels)."""
+  real, y = conditional.split(real)
+  return conditional.join(_perturbed(real, key), y)
+
+
+def _perturbed(real: Array, key: Array) -> Array:
   k_u, k_alpha = jax.random.split(key)
   delta = DRAGAN_SCALE * jnp.std(real) * jax.random.uniform(
       k_u, real.shape, real.dtype)
@@ -129,14 +146,14 @@ def dragan_points(real: Array, key: Array) -> Array:
   return real + alpha * delta
 
 
-def _unit_norm_penalty(d_apply: ApplyFn, d_params: Any, x_hat: Array) -> Array:
+def _unit_norm_penalty(d_apply: ApplyFn, d_params: Any, x_hat: Any) -> Array:
   """E[(||grad_x D(x_hat)|| - 1)^2]; x_hat is a constant of the derivative."""
   x_hat = jax.lax.stop_gradient(x_hat)
   norms = safe_norm(squared_norms(input_gradients(d_apply, d_params, x_hat)))
   return jnp.mean(jnp.square(norms - 1.0))
 
 
-def _half_squared_norm(d_apply: ApplyFn, d_params: Any, x: Array) -> Array:
+def _half_squared_norm(d_apply: ApplyFn, d_params: Any, x: Any) -> Array:
   """(1/2) E ||grad_x D(x)||^2."""
   x = jax.lax.stop_gradient(x)
   return 0.5 * jnp.mean(squared_norms(input_gradients(d_apply, d_params, x)))

@@ -115,7 +115,7 @@ def check(config: Config, num_seeds: int) -> None:
     refused.append(f'--checkpoint_every={config.checkpoint_every}')
   if config.multihost:
     refused.append('--multihost')
-  if config.eval_every and not data_lib.get(config.dataset).has_modes:
+  if config.eval_every and not data_lib.spec(config).has_modes:
     refused.append(f'--eval_every={config.eval_every}')
   if refused:
     raise ConfigError(
@@ -216,7 +216,8 @@ def train_members(configs: Sequence[Config], out=None) -> Result:
     for log, record in zip(logs, records):
       log.append(record)
 
-  z = jnp.stack([train.eval_latents(c) for c in configs])
+  z = jax.tree.map(lambda *zs: jnp.stack(zs),
+                   *[train.eval_inputs(c) for c in configs])
 
   def on_chunk(state) -> bool:
     # Learning curves of a mixture: every member's mode coverage, sample

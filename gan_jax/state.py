@@ -46,16 +46,21 @@ class GANState:
 def init_state(game: Game, g_opt: optax.GradientTransformation,
                d_opt: optax.GradientTransformation, key: jax.Array,
                z_dim: int, data_shape: tuple[int, ...],
-               g_ema: bool = False) -> GANState:
+               g_ema: bool = False, num_classes: int = 0) -> GANState:
   """Initialises both players from `key` (pure; jit- and vmap-safe).
 
   With `g_ema`, the moving average of G's parameters starts at G's initial
-  parameters.
+  parameters. With `num_classes` > 0 the models are class-conditional and
+  are initialised on labelled inputs (z, y) and (x, y).
   """
   k_g, k_d, k_run = jax.random.split(key, 3)
-  g_state = dict(game.generator.init(k_g, jnp.zeros((1, z_dim), jnp.float32)))
-  d_state = dict(game.discriminator.init(
-      k_d, jnp.zeros((1,) + tuple(data_shape), jnp.float32)))
+  z = jnp.zeros((1, z_dim), jnp.float32)
+  x = jnp.zeros((1,) + tuple(data_shape), jnp.float32)
+  if num_classes:
+    y = jnp.zeros((1,), jnp.int32)
+    z, x = (z, y), (x, y)
+  g_state = dict(game.generator.init(k_g, z))
+  d_state = dict(game.discriminator.init(k_d, x))
   g_params, d_params = g_state.pop('params'), d_state.pop('params')
   return GANState(
       step=jnp.zeros((), jnp.int32), rng=k_run,

@@ -33,6 +33,13 @@ samples and evaluations use theta_ema, with G's running statistics.
 
 Model state (batch norm, spectral norm): D's state advances in D's steps
 and G's in G's steps; see `gan_jax.game`.
+
+Class-conditional games (`num_classes` K > 0, `gan_jax.conditional`):
+`sample_data` returns the pair (x, y), images and labels of the same
+indices, and `sample_z(key)` the pair (z, y'), z ~ N(0, I) from `key`
+exactly as unconditionally and y' ~ uniform over the K classes (or
+`fake_label_probs`) from `fold_in(key, 1)`; so labels, like the batch, are
+functions of (seed, step) and a resumed run draws the same ones.
 """
 
 from __future__ import annotations
@@ -42,13 +49,15 @@ from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from gan_jax import conditional
 from gan_jax import losses
 from gan_jax import packing
 from gan_jax import regularizers
 from gan_jax import updates
-from gan_jax.game import Game, apply_module
+from gan_jax.game import Game, adversarial, apply_module
 from gan_jax.state import GANState
 from gan_jax.updates import scheme_optimizer  # pylint: disable=unused-import  # re-exported
 
@@ -139,6 +148,10 @@ class Steps:
       the plain game. Schemes that support it: `unrolling_schemes()`.
     batch_sharding: if given, every batch the step samples (real data and
       latents) is constrained to it (`gan_jax.parallel.shard_batches`).
+    num_classes: K > 0 for a class-conditional game: the latents are
+      (z, y') and `sample_data` returns (x, y); 0: unconditional.
+    fake_label_probs: the probabilities (K,) of G's labels y'; None:
+      uniform.
   """
 
   game: Game
@@ -157,6 +170,8 @@ class Steps:
   g_ema_decay: float = 0.0
   unroll_steps: int = 0
   batch_sharding: Optional[jax.sharding.Sharding] = None
+  num_classes: int = 0
+  fake_label_probs: Optional[tuple[float, ...]] = None
 
   def __post_init__(self):
     try:
@@ -185,18 +200,26 @@ class Steps:
   def _constrain(self, x: Array) -> Array:
     if self.batch_sharding is None:
       return x
-    return jax.lax.with_sharding_constraint(x, self.batch_sharding)
+    return jax.tree.map(
+        lambda a: jax.lax.with_sharding_constraint(a, self.batch_sharding), x)
 
   def sample_batch(self, key: Array) -> Array:
-    """A batch of `batch_size` * `pack` real samples, split as
-    `batch_sharding`."""
+    """A batch of `batch_size` * `pack` real samples (with their labels when
+    conditional), split as `batch_sharding`."""
     return self._constrain(self.sample_data(key, self.batch_size * self.pack))
 
   def sample_z(self, key: Array) -> Array:
-    """A batch of latents z ~ N(0, I), shape (batch_size * pack, z_dim),
-    split as `batch_sharding`."""
-    return self._constrain(jax.random.normal(
-        key, (self.batch_size * self.pack, self.z_dim), jnp.float32))
+    """A batch of latents z ~ N(0, I), shape (batch_size * pack, z_dim)
+    (with G's labels y' from `fold_in(key, 1)` when conditional), split as
+    `batch_sharding`."""
+    n = self.batch_size * self.pack
+    z = jax.random.normal(key, (n, self.z_dim), jnp.float32)
+    if self.num_classes:
+      probs = (None if self.fake_label_probs is None
+               else np.asarray(self.fake_label_probs))
+      z = (z, conditional.sample_labels(jax.random.fold_in(key, 1), n,
+                                        self.num_classes, probs))
+    return self._constrain(z)
 
   # --------------------------------------------------------------------------
   # Gradients of each player's objective.
@@ -218,9 +241,12 @@ class Steps:
       return d_loss, (metrics, new_d_state)
     penalty = jnp.zeros((), d_loss.dtype)  # a step that skips a lazy penalty
     if fake is not None:
-      # On the inputs D judges: packs of samples under PacGAN.
+      # On the inputs D judges: packs of samples under PacGAN (a packed run
+      # is never conditional), the labels held in a conditional one.
       judge, pack = packing.penalty_view(self.game.discriminator)
-      d_apply = lambda p, x: apply_module(judge, p, d_state, x, False)[0]
+      d_apply = lambda p, x: adversarial(
+          apply_module(judge, p, d_state, x, False)[0])
+      fake = conditional.join(fake, conditional.labels_of(z))
       penalty = reg_weight * self.reg(d_apply, d_params, pack(batch),
                                       pack(fake), key)
     metrics['d_penalty'] = penalty

@@ -32,6 +32,7 @@ import numpy as np
 
 from gan_jax import artifacts
 from gan_jax import checkpoint
+from gan_jax import conditional
 from gan_jax import config as config_lib
 from gan_jax import evaluation
 from gan_jax import data as data_lib
@@ -75,9 +76,19 @@ def build_steps(config: Config, injected: bool = False, data=None):
   generator, discriminator = models_lib.build(config, data)
   sample_data = (_streamed(data.name) if isinstance(data, StreamingImages)
                  else data.sample)
+  labelled = {}
+  if config.conditional != 'none':
+    sample_data = data.sample_with_labels
+    labelled = dict(num_classes=num_classes(config))
+    if config.fake_labels == 'data':
+      labelled['fake_label_probs'] = tuple(map(float, (
+          conditional.class_frequencies(data, labelled['num_classes']))))
+  class_loss_weight = (config.acgan_weight if config.conditional == 'acgan'
+                       else 0.0)
   steps = Steps(
       game=Game(generator, packing.packed(discriminator, config.pack),
-                losses_lib.get(config.loss)),
+                losses_lib.get(config.loss),
+                class_loss_weight=class_loss_weight),
       g_opt=schedules.player_optimizer(config, player_optimizer(
           config, config.g_lr, config.beta1, config.beta2, injected), 'g'),
       d_opt=schedules.player_optimizer(config, player_optimizer(
@@ -89,7 +100,8 @@ def build_steps(config: Config, injected: bool = False, data=None):
       consensus_weight=config.consensus_weight,
       reg=regularizers.get_or_none(config.reg),
       reg_weight=config.reg_weight, reg_every=config.reg_every,
-      g_ema_decay=config.g_ema_decay, unroll_steps=config.unroll_steps)
+      g_ema_decay=config.g_ema_decay, unroll_steps=config.unroll_steps,
+      **labelled)
   return data, steps
 
 
@@ -106,11 +118,19 @@ def player_optimizer(config: Config, learning_rate, beta1, beta2,
                                     **options)
 
 
+def num_classes(config: Config) -> int:
+  """K of a conditional run (the data set's classes), 0 otherwise."""
+  if config.conditional == 'none':
+    return 0
+  return data_lib.spec(config).num_classes
+
+
 def init(config: Config, data, steps: Steps, key: jax.Array) -> GANState:
   """The initial state of the configured game from `key` (pure: jit- and
   vmap-safe)."""
   return init_state(steps.game, steps.g_opt, steps.d_opt, key, config.z_dim,
-                    data.shape, g_ema=config.g_ema_decay > 0)
+                    data.shape, g_ema=config.g_ema_decay > 0,
+                    num_classes=num_classes(config))
 
 
 def build(config: Config):
@@ -151,13 +171,29 @@ def eval_latents(config: Config) -> jax.Array:
   return jax.random.normal(key, (config.num_eval_samples, config.z_dim))
 
 
+def eval_inputs(config: Config):
+  """G's inputs for the evaluation samples: `eval_latents`, paired with
+  `eval_labels` in a conditional run."""
+  z = eval_latents(config)
+  labels = eval_labels(config)
+  return z if labels is None else (z, jax.numpy.asarray(labels))
+
+
+def eval_labels(config: Config) -> Optional[np.ndarray]:
+  """The classes the evaluation samples are asked for in a conditional run
+  (0, 1, ..., K - 1, 0, ...: `conditional.eval_labels`); None otherwise."""
+  k = num_classes(config)
+  return conditional.eval_labels(config.num_eval_samples, k) if k else None
+
+
 GENERATE_BATCH = 500
 
 
 def generate(steps: Steps, state: GANState, z: jax.Array,
              member_axis: bool = False) -> np.ndarray:
   """G(z) in inference mode, from G's moving average when it keeps one,
-  `GENERATE_BATCH` latents at a time.
+  `GENERATE_BATCH` latents at a time (`z` may be a conditional run's pair
+  (z, y)).
 
   With `member_axis`, every leaf of `state` and `z` has a leading member axis
   (members generate under `vmap`), and so has the result.
@@ -166,10 +202,12 @@ def generate(steps: Steps, state: GANState, z: jax.Array,
   fn = jax.vmap(steps.game.generate) if member_axis else steps.game.generate
   fn = jax.jit(fn)
   axis = int(member_axis)
-  batch = lambda i: z[(slice(None),) * axis + (slice(i, i + GENERATE_BATCH),)]
+  batch = lambda i: jax.tree.map(
+      lambda a: a[(slice(None),) * axis + (slice(i, i + GENERATE_BATCH),)], z)
+  count = jax.tree.leaves(z)[0].shape[axis]
   return np.concatenate([
       np.asarray(fn(params, batch(i), state.g_state))
-      for i in range(0, z.shape[axis], GENERATE_BATCH)], axis=axis)
+      for i in range(0, count, GENERATE_BATCH)], axis=axis)
 
 
 def toy_sample_metrics(config: Config, data, samples: np.ndarray) -> dict:
@@ -190,10 +228,24 @@ def toy_sample_metrics(config: Config, data, samples: np.ndarray) -> dict:
 def final_record(config: Config, data, samples: np.ndarray, step: int,
                  train_seconds: float, **extra) -> dict:
   """The last line of metrics.jsonl: `final`, the step, `extra` (a seed),
-  the training time and `toy_sample_metrics`."""
+  the training time, `toy_sample_metrics` and, in a conditional run,
+  `conditional_sample_metrics`."""
   return {'step': step, 'final': True, **extra,
           'train_seconds': train_seconds,
-          **toy_sample_metrics(config, data, samples)}
+          **toy_sample_metrics(config, data, samples),
+          **conditional_sample_metrics(config, data, samples)}
+
+
+def conditional_sample_metrics(config: Config, data, samples: np.ndarray
+                               ) -> dict:
+  """`label_accuracy` of a conditional run's evaluation samples, asked for
+  the classes `eval_labels` (`gan_jax.metrics.conditional.final_metrics`);
+  {} for an unconditional run."""
+  labels = eval_labels(config)
+  if labels is None:
+    return {}
+  from gan_jax.metrics import conditional as scores  # pylint: disable=g-import-not-at-top
+  return scores.final_metrics(config.dataset, data, samples, labels)
 
 
 class Preempted(RuntimeError):
@@ -345,11 +397,11 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
         picture = primary and due(config.image_every, step)
         evaluate_now = evaluator is not None and due(config.eval_every, step)
         if picture or evaluate_now:  # one set of samples serves both
-          samples = generate(steps, state, eval_latents(config))
+          samples = generate(steps, state, eval_inputs(config))
         if picture:
           files.picture(step, samples)
         if evaluate_now:
-          files.evaluation(evaluator(step, samples))
+          files.evaluation(evaluator(step, samples, eval_labels(config)))
         if step % every == 0 or step == config.num_steps:
           files.flush()  # the log up to `step` is on disk before its checkpoint
           ckpt.save(state, config)
@@ -390,13 +442,14 @@ def _run(config: Config, layout: parallel.Layout, primary: bool, out, err
       ckpt.wait()
       _stop_if_requested(config, int(state.step))
     train_seconds = time.perf_counter() - start
-    samples = generate(steps, state, eval_latents(config))
+    samples = generate(steps, state, eval_inputs(config))
     final = final_record(config, data, samples, int(state.step),
                          train_seconds)
     if evaluator is not None:
-      final.update({k: v for k, v in evaluator(final['step'], samples).items()
+      final.update({k: v for k, v in evaluator(
+          final['step'], samples, eval_labels(config)).items()
                     if k not in ('step', 'eval')})
-    files.final([final], samples)
+    files.final([final], samples, labels=eval_labels(config))
     if primary:  # done: no unfinished chunk is left to resume
       with contextlib.suppress(FileNotFoundError):
         os.remove(os.path.join(config.workdir, CHUNK_METRICS))

@@ -80,12 +80,13 @@ class InMemoryImages:
   Attributes:
     name: data set name.
     images: (N, H, W, C) device array, uint8 pixels or float32 in [-1, 1].
-    labels: (N,) int32 class labels on the host, None without labels.
+    labels: (N,) int32 class labels (a device or host array), None without
+      labels.
   """
 
   name: str
   images: Array
-  labels: Optional[np.ndarray] = None
+  labels: Optional[Array] = None
 
   @property
   def shape(self) -> tuple[int, int, int]:
@@ -123,9 +124,18 @@ class InMemoryImages:
     idx = jax.random.randint(key, (n,), 0, images.shape[0])
     return self.as_float(jnp.take(images, idx, axis=0))
 
+  def sample_with_labels(self, key: Array, n: int) -> tuple[Array, Array]:
+    """`sample(key, n)` and the labels (n,) int32 of the same indices."""
+    if self.labels is None:
+      raise ValueError(f'data set {self.name} was built without labels')
+    idx = jax.random.randint(key, (n,), 0, self.images.shape[0])
+    return (self.as_float(jnp.take(self.images, idx, axis=0)),
+            jnp.take(self.labels, idx, axis=0))
+
 
 def digits(size: int = DIGITS_SIZE, mode: str = 'resize') -> InMemoryImages:
-  """scikit-learn's 8x8 digits as size x size x 1 images in [-1, 1].
+  """scikit-learn's 8x8 digits as size x size x 1 images in [-1, 1], with
+  their labels 0..9.
 
   Grey levels v in 0..16 map to v / 8 - 1. `mode='resize'` resizes
   bilinearly; `mode='pad'` centres the 8x8 image on a background of -1.
@@ -133,7 +143,8 @@ def digits(size: int = DIGITS_SIZE, mode: str = 'resize') -> InMemoryImages:
   from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
   if size < 8:
     raise ValueError(f'digits size must be at least 8, got {size}')
-  raw = load_digits().images.astype(np.float32)  # (1797, 8, 8), 0..16
+  bunch = load_digits()
+  raw = bunch.images.astype(np.float32)  # (1797, 8, 8), 0..16
   if mode == 'resize':
     images = np.stack([resize(im[..., None], size) for im in raw])
   elif mode == 'pad':
@@ -144,7 +155,7 @@ def digits(size: int = DIGITS_SIZE, mode: str = 'resize') -> InMemoryImages:
     raise ValueError(f'unknown digits mode {mode!r}; valid modes: pad, resize')
   images = np.clip(images / 8.0 - 1.0, -1.0, 1.0).astype(np.float32)
   return InMemoryImages(name='digits', images=jnp.asarray(images),
-                        labels=load_digits().target.astype(np.int32))
+                        labels=jnp.asarray(bunch.target.astype(np.int32)))
 
 
 def digits_split_indices() -> dict[str, np.ndarray]:
@@ -173,6 +184,11 @@ def digits_split(split: str = 'train', size: int = DIGITS_SIZE
   else:
     images = np.asarray(digits(size).images, np.float32)
   return images[idx], raw.target[idx].astype(np.int32)
+
+
+def read_labels(source: Sequence[Any], indices: Sequence[int]) -> np.ndarray:
+  """The 'label' of records `indices` of a data source, (n,) int32."""
+  return np.array([source[int(i)]['label'] for i in indices], np.int32)
 
 
 def read_images(source: Sequence[Any], indices: Sequence[int],

@@ -147,13 +147,13 @@ def preprocess_fn(name: str) -> Callable[[np.ndarray], np.ndarray]:
   return preprocess
 
 
-def _in_memory(name: str, records: Sequence[Any],
-               n: int) -> images.InMemoryImages:
+def _in_memory(name: str, records: Sequence[Any], n: int,
+               with_labels: bool = True) -> images.InMemoryImages:
   preprocess = preprocess_fn(name)
   items = [records[i] for i in range(n)]  # each record read once
   pixels = np.stack([preprocess(item['image']) for item in items])
-  labels = (np.array([item['label'] for item in items], np.int32)
-            if SETS[name].num_classes else None)
+  labels = (jnp.asarray(np.array([item['label'] for item in items], np.int32))
+            if SETS[name].num_classes and with_labels else None)
   return images.InMemoryImages(name=name, images=jnp.asarray(pixels),
                                labels=labels)
 
@@ -184,12 +184,13 @@ def in_memory_bytes(name: str, num_examples: int) -> int:
 
 
 def load(name: str, split: str = 'train', data_dir: Optional[str] = None,
-         max_device_bytes: int = 1 << 30):
+         max_device_bytes: int = 1 << 30, with_labels: bool = False):
   """`InMemoryImages` when the uint8 set fits in `max_device_bytes`, else
-  `StreamingImages`."""
+  `StreamingImages`. `with_labels` (a conditional run) holds the labels
+  beside the images on the device."""
   records = source(name, split, data_dir)
   if in_memory_bytes(name, len(records)) <= max_device_bytes:
-    return _in_memory(name, records, len(records))
+    return _in_memory(name, records, len(records), with_labels)
   return _streaming(name, records)
 
 
@@ -211,6 +212,7 @@ def split_with_labels(name: str, split: str = 'train',
 def _register(name: str) -> None:
   def build(config):
     return load(name, data_dir=config.data_dir or None,
+                with_labels=config.conditional != 'none',
                 **({'max_device_bytes': 0} if config.stream_data else {}))
 
   data_lib.register(data_lib.DatasetSpec(

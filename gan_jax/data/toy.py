@@ -64,11 +64,18 @@ class GaussianMixture:
 
   def sample(self, key: jax.Array, n: int) -> jax.Array:
     """n samples, shape (n, d), drawn with `key` (jit- and scan-safe)."""
+    return self.sample_with_labels(key, n)[0]
+
+  def sample_with_labels(self, key: jax.Array, n: int
+                         ) -> tuple[jax.Array, jax.Array]:
+    """`sample(key, n)` and each sample's mode index (n,) int32, its class
+    label: the same draws."""
     k_mode, k_noise = jax.random.split(key)
     idx = jax.random.choice(k_mode, self.num_modes, (n,),
                             p=jnp.asarray(self.weights, jnp.float32))
     noise = jax.random.normal(k_noise, (n,) + self.shape, jnp.float32)
-    return jnp.asarray(self.means, jnp.float32)[idx] + self.std * noise
+    x = jnp.asarray(self.means, jnp.float32)[idx] + self.std * noise
+    return x, idx.astype(jnp.int32)
 
   def density(self, x: np.ndarray) -> np.ndarray:
     """The mixture density at points x of shape (..., d), in float64."""

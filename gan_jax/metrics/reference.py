@@ -70,7 +70,7 @@ def _check_split(dataset: str, split: str) -> None:
 def load_with_labels(dataset: str, split: str, config=None
                      ) -> tuple[np.ndarray, Optional[np.ndarray]]:
   """The reference samples of (dataset, split), float32, and their labels
-  (int32, or None for a set without labels or drawn from the data set).
+  (int32, or None for a set without labels; a mixture's are its modes).
   A set drawn from its builder is built from `config` (a run's `Config` of
   this data set, for its toy layout), by default from the defaults."""
   _check_split(dataset, split)
@@ -81,8 +81,13 @@ def load_with_labels(dataset: str, split: str, config=None
     if config is None or config.dataset != dataset:
       config = Config(dataset=dataset)
     data = spec.build(config)
-    return np.asarray(data.sample(jax.random.PRNGKey(REFERENCE_SEED),
-                                  SAMPLED_REFERENCE_SIZE), np.float32), None
+    key = jax.random.PRNGKey(REFERENCE_SEED)
+    if hasattr(data, 'sample_with_labels') and spec.num_classes:
+      # The same draws as data.sample(key, n), with their labels (modes).
+      samples, labels = data.sample_with_labels(key, SAMPLED_REFERENCE_SIZE)
+      return np.asarray(samples, np.float32), np.asarray(labels, np.int32)
+    return np.asarray(data.sample(key, SAMPLED_REFERENCE_SIZE),
+                      np.float32), None
   try:
     samples, labels = spec.load_reference(split)
   except (ImportError, FileNotFoundError) as e:
@@ -124,14 +129,15 @@ def statistics(dataset: str, split: str, extractor,
   """Reference features and their statistics, from the cache or computed.
 
   Returns {'features' (n, d) float32, 'mu' (d,) float64, 'sigma' (d, d)
-  float64, 'info': {dataset, split, num_reference, extractor,
-  weights_sha256, images_sha256, sample_shape}, 'cached': bool}. `images_sha256` hashes the
-  reference images themselves, so a changed loader never hits an old entry
-  (nor another toy layout: drawn sets are built from `config`, as in
+  float64, 'labels' (n,) int32 of the same rows or None, 'info': {dataset,
+  split, num_reference, extractor, weights_sha256, images_sha256,
+  sample_shape}, 'cached': bool}. `images_sha256` hashes the reference
+  images themselves, so a changed loader never hits an old entry (nor
+  another toy layout: drawn sets are built from `config`, as in
   `load_with_labels`).
   """
   from gan_jax.metrics import frechet  # pylint: disable=g-import-not-at-top
-  images = load(dataset, split, config)
+  images, labels = load_with_labels(dataset, split, config)
   images_sha = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
   cache_dir = cache_dir or default_cache_dir()
   path = os.path.join(cache_dir, f'{cache_key(dataset, split, extractor)}-'
@@ -146,12 +152,12 @@ def statistics(dataset: str, split: str, extractor,
       stored = json.loads(str(f['info']))
       if stored == info:
         return {'features': f['features'], 'mu': f['mu'], 'sigma': f['sigma'],
-                'info': info, 'cached': True}
+                'labels': labels, 'info': info, 'cached': True}
   features, _ = extractor.extract(images)
   mu, sigma = frechet.feature_statistics(features)
   os.makedirs(cache_dir, exist_ok=True)
   with fileio.atomic_path(path) as tmp:
     np.savez(tmp, features=features, mu=mu, sigma=sigma,
              info=np.array(json.dumps(info, sort_keys=True)))
-  return {'features': features, 'mu': mu, 'sigma': sigma, 'info': info,
-          'cached': False}
+  return {'features': features, 'mu': mu, 'sigma': sigma, 'labels': labels,
+          'info': info, 'cached': False}

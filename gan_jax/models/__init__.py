@@ -60,6 +60,8 @@ class ModelSpec:
     fits: one sample's shape -> whether the model can be built for it.
     options: the model-specific Config switches `build` reads (of
       `OPTIONS`); other models refuse them when set (`option_is_set`).
+    conditional: the `--conditional` forms `build` can make
+      ('projection', 'acgan'; `gan_jax.conditional`); others are refused.
   """
 
   name: str
@@ -67,6 +69,7 @@ class ModelSpec:
   needs: str = 'any data'
   fits: Callable[[tuple[int, ...]], bool] = _fits_anything
   options: tuple[str, ...] = ()
+  conditional: tuple[str, ...] = ()
 
 
 _REGISTRY: registry.Registry[ModelSpec] = registry.Registry('model')
@@ -104,10 +107,30 @@ def accepting(option: str) -> list[str]:
   return [name for name in names() if option in get(name).options]
 
 
+def supporting(form: str) -> list[str]:
+  """The models that can be built in `--conditional` form `form`, sorted."""
+  return [name for name in names() if form in get(name).conditional]
+
+
 def feature_width(features: int) -> dict:
   """`{'features': features}`, or {} when `features` is 0 (the flag's "the
   model's own default width")."""
   return {'features': features} if features else {}
+
+
+def conditional_g(config) -> dict:
+  """G's conditional attributes for `config`: `{'num_classes': K}` of the
+  data set when `--conditional` is set, else {} (the unconditional G)."""
+  if config.conditional == 'none':
+    return {}
+  from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  return {'num_classes': data_lib.spec(config).num_classes}
+
+
+def conditional_d(config) -> dict:
+  """D's conditional attributes: `conditional_g`'s and the head's form."""
+  extra = conditional_g(config)
+  return {**extra, 'conditional': config.conditional} if extra else {}
 
 
 def build(config, data) -> tuple[nn.Module, nn.Module]:

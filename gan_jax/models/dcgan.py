@@ -25,8 +25,14 @@ The benchmark architecture of `bench/dcgan_throughput.py` is
 convT -> 28x28x1, tanh; D conv -> 14x14x64, lReLU, conv -> 7x7x128, lReLU,
 dense -> 1; no normalisation.
 
+Class-conditional (`--conditional`, `gan_jax.models.conditioning`): G
+reads (z, y), appends a class embedding to z and, with batch norm, uses
+conditional batch norm (a gain and bias per class); D reads (x, y) and puts
+a projection or auxiliary-classifier head on its flattened last features.
+
 Registered as model `dcgan`: square images of a size in SIZES, widths
-`--g_features` / `--d_features`, `--g_batch_norm`, `--d_spectral_norm`.
+`--g_features` / `--d_features`, `--g_batch_norm`, `--d_spectral_norm`,
+`--conditional`.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import jax.numpy as jnp
 
 from gan_jax import layers as fast_layers
 from gan_jax import models
+from gan_jax.models import conditioning
 from gan_jax.models import precision
 from gan_jax.models.precision import as_float32
 
@@ -80,6 +87,7 @@ class Generator(nn.Module):
     dtype: computation dtype of every layer (e.g. jnp.bfloat16; parameters
       stay float32, and the images are returned as float32); None computes
       in the inputs' dtype.
+    num_classes: K > 0: G((z, y)), class-conditional (module docstring).
   """
 
   out_shape: Sequence[int]
@@ -87,9 +95,13 @@ class Generator(nn.Module):
   batch_norm: bool = False
   layers: str = 'fast'
   dtype: Optional[Any] = None
+  num_classes: int = 0
 
   @nn.compact
   def __call__(self, z_BxZ: jax.Array, train: bool = True) -> jax.Array:
+    z_BxZ, y = conditioning.split(z_BxZ)
+    if y is not None:
+      z_BxZ = conditioning.embed_join(z_BxZ, y, self.num_classes, self.dtype)
     h_out, w_out, c_out = self.out_shape
     if h_out != w_out:
       raise ValueError(f'dcgan needs square images, got {tuple(self.out_shape)}')
@@ -100,8 +112,8 @@ class Generator(nn.Module):
 
     def norm_relu(h):
       if self.batch_norm:
-        h = nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                         dtype=self.dtype)(h)
+        h = conditioning.batch_norm(y, self.num_classes, train,
+                                    self.dtype)(h)
       return nn.relu(h)
 
     h = nn.Dense(s0 * s0 * c, use_bias=not self.batch_norm,
@@ -126,15 +138,20 @@ class Discriminator(nn.Module):
     dtype: computation dtype of every layer (parameters stay float32, and
       the outputs are returned as float32); None computes in the inputs'
       dtype.
+    conditional, num_classes: the head of a class-conditional D((x, y))
+      ('projection' or 'acgan', `conditioning.d_head`) and K.
   """
 
   features: int = 64
   spectral_norm: bool = False
   layers: str = 'fast'
   dtype: Optional[Any] = None
+  conditional: str = 'none'
+  num_classes: int = 0
 
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array, train: bool = True) -> jax.Array:
+    x_BxHxWxC, y = conditioning.split(x_BxHxWxC)
     n = num_upsamplings(x_BxHxWxC.shape[1])
     conv, _ = conv_classes(self.layers)
     sn = lambda layer: fast_layers.spectral_norm(layer, self.spectral_norm)
@@ -145,7 +162,11 @@ class Discriminator(nn.Module):
       h = nn.leaky_relu(h, 0.2)
     h = h.reshape(h.shape[0], -1)
     out = sn(nn.Dense(1, dtype=self.dtype))(h, train)[..., 0]
-    return as_float32(out, self.dtype)
+    if y is None:
+      return as_float32(out, self.dtype)
+    out = conditioning.d_head(out, h, y, self.conditional, self.num_classes,
+                              self.dtype)
+    return conditioning.as_float32(out, self.dtype)
 
 
 def bench_models(layers: str = 'fast', dtype: Optional[Any] = None
@@ -161,9 +182,11 @@ def build(config, data) -> tuple[Generator, Discriminator]:
   dtype = precision.compute_dtype(config.compute_dtype)
   return (Generator(out_shape=tuple(data.shape),
                     batch_norm=config.g_batch_norm, dtype=dtype,
-                    **models.feature_width(config.g_features)),
+                    **models.feature_width(config.g_features),
+                    **models.conditional_g(config)),
           Discriminator(spectral_norm=config.d_spectral_norm, dtype=dtype,
-                        **models.feature_width(config.d_features)))
+                        **models.feature_width(config.d_features),
+                        **models.conditional_d(config)))
 
 
 models.register(models.ModelSpec(
@@ -171,4 +194,5 @@ models.register(models.ModelSpec(
     needs=f'square images of size {", ".join(map(str, SIZES))}',
     fits=lambda shape: len(shape) == 3 and shape[0] == shape[1]
     and shape[0] in SIZES,
-    options=('g_batch_norm', 'd_spectral_norm')))
+    options=('g_batch_norm', 'd_spectral_norm'),
+    conditional=conditioning.CONDITIONAL_FORMS))

@@ -29,9 +29,13 @@ Both take `dtype`, the computation dtype (jnp.bfloat16, say; None computes in
 the inputs' dtype): parameters stay float32 and outputs are returned as
 float32.
 
+Class-conditional (`--conditional`, `gan_jax.models.conditioning`): G
+reads (z, y) and appends a class embedding to z; D reads (x, y) and puts a
+projection or auxiliary-classifier head on its last hidden layer.
+
 Registered as model `mlp`: flat samples (d,), widths `--g_hidden` and
 `--d_hidden`, `--g_batch_norm`, `--d_maxout`, `--init_std`,
-`--d_spectral_norm`.
+`--d_spectral_norm`, `--conditional`.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import jax.numpy as jnp
 
 from gan_jax import layers
 from gan_jax import models
+from gan_jax.models import conditioning
 from gan_jax.models import precision
 from gan_jax.models.precision import as_float32
 
@@ -67,18 +72,22 @@ def maxout(a_BxWK: jax.Array, pieces: int) -> jax.Array:
 
 
 class Generator(nn.Module):
-  """G(z): ReLU MLP from the latent space to `out_dim` data dimensions."""
+  """G(z): ReLU MLP from the latent space to `out_dim` data dimensions;
+  with `num_classes` K > 0, G((z, y)) with y's embedding appended to z."""
 
   hidden: Sequence[int]
   out_dim: int
   batch_norm: bool = False
   init_std: float = 0.0
   dtype: Optional[Any] = None
+  num_classes: int = 0
 
   @nn.compact
   def __call__(self, z_BxZ: jax.Array, train: bool = True) -> jax.Array:
     init = _dense_kwargs(self.init_std)
-    h = z_BxZ
+    h, y = conditioning.split(z_BxZ)
+    if y is not None:
+      h = conditioning.embed_join(h, y, self.num_classes, self.dtype)
     for width in self.hidden:
       h = nn.Dense(width, use_bias=not self.batch_norm, dtype=self.dtype,
                    **init)(h)
@@ -92,13 +101,17 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """D(x): ReLU or maxout MLP from data to one raw output per sample, (B,)."""
+  """D(x): ReLU or maxout MLP from data to one raw output per sample, (B,);
+  with `conditional` 'projection' or 'acgan', D((x, y)) with that head on
+  the last hidden layer (`conditioning.d_head`)."""
 
   hidden: Sequence[int]
   spectral_norm: bool = False
   maxout_pieces: int = 0
   init_std: float = 0.0
   dtype: Optional[Any] = None
+  conditional: str = 'none'
+  num_classes: int = 0
 
   @nn.compact
   def __call__(self, x_BxX: jax.Array, train: bool = True) -> jax.Array:
@@ -106,13 +119,17 @@ class Discriminator(nn.Module):
     dense = lambda width: layers.spectral_norm(
         nn.Dense(width, dtype=self.dtype, **init), self.spectral_norm)
     pieces = self.maxout_pieces
-    h = x_BxX
+    h, y = conditioning.split(x_BxX)
     for width in self.hidden:
       if pieces > 1:
         h = maxout(dense(width * pieces)(h, train), pieces)
       else:
         h = nn.relu(dense(width)(h, train))
-    return as_float32(dense(1)(h, train)[..., 0], self.dtype)
+    if y is None:
+      return as_float32(dense(1)(h, train)[..., 0], self.dtype)
+    out = conditioning.d_head(dense(1)(h, train)[..., 0], h, y,
+                              self.conditional, self.num_classes, self.dtype)
+    return conditioning.as_float32(out, self.dtype)
 
 
 def build(config, data) -> tuple[Generator, Discriminator]:
@@ -120,14 +137,16 @@ def build(config, data) -> tuple[Generator, Discriminator]:
   dtype = precision.compute_dtype(config.compute_dtype)
   return (Generator(hidden=tuple(config.g_hidden), out_dim=data.shape[0],
                     batch_norm=config.g_batch_norm, init_std=config.init_std,
-                    dtype=dtype),
+                    dtype=dtype, **models.conditional_g(config)),
           Discriminator(hidden=tuple(config.d_hidden),
                         spectral_norm=config.d_spectral_norm,
                         maxout_pieces=config.d_maxout,
-                        init_std=config.init_std, dtype=dtype))
+                        init_std=config.init_std, dtype=dtype,
+                        **models.conditional_d(config)))
 
 
 models.register(models.ModelSpec(
     name='mlp', build=build, needs='flat data',
     fits=lambda shape: len(shape) == 1,
-    options=('g_batch_norm', 'd_maxout', 'init_std', 'd_spectral_norm')))
+    options=('g_batch_norm', 'd_maxout', 'init_std', 'd_spectral_norm'),
+    conditional=conditioning.CONDITIONAL_FORMS))

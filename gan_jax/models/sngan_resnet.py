@@ -30,8 +30,13 @@ live in 'batch_stats'. Every module takes `dtype`, the computation dtype
 (jnp.bfloat16, say; None computes in the inputs' dtype): parameters stay
 float32 and G's images and D's outputs are returned as float32.
 
+Class-conditional (`--conditional`, Miyato & Koyama 2018): every batch
+norm of G is conditional (a gain and bias per class, `gan_jax.models.
+conditioning.ConditionalBatchNorm`) on G((z, y)); D((x, y)) puts a
+projection (or auxiliary-classifier) head on the sum-pooled features.
+
 Registered as model `sngan_resnet`: 32x32 images, widths `--g_features` /
-`--d_features`.
+`--d_features`, `--conditional`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import jax.numpy as jnp
 
 from gan_jax import layers as fast_layers
 from gan_jax import models
+from gan_jax.models import conditioning
 from gan_jax.models import precision
 from gan_jax.models.precision import as_float32
 
@@ -79,12 +85,16 @@ class _ResidualBlock(nn.Module):
 
 
 class GeneratorBlock(_ResidualBlock):
-  """Up-sampling residual block with batch norm."""
+  """Up-sampling residual block with batch norm (conditional on labels
+  `y`, K = `num_classes`, when given)."""
+
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                              dtype=self.dtype)
+  def __call__(self, x: jax.Array, train: bool,
+               y: Optional[jax.Array] = None) -> jax.Array:
+    bn = lambda: conditioning.batch_norm(y, self.num_classes, train,
+                                         self.dtype)
     conv = lambda f, size, init: _conv(f, size, init, self.implementation,
                                        self.dtype)
     h = upsample(nn.relu(bn()(x)))
@@ -102,17 +112,20 @@ class Generator(nn.Module):
   channels: int = 3
   implementation: str = 'auto'
   dtype: Optional[Any] = None
+  num_classes: int = 0
 
   @nn.compact
   def __call__(self, z_BxZ: jax.Array, train: bool = True) -> jax.Array:
+    z_BxZ, y = conditioning.split(z_BxZ)
     h = nn.Dense(4 * 4 * self.features, kernel_init=GLOROT,
                  dtype=self.dtype)(z_BxZ)
     h = h.reshape(z_BxZ.shape[0], 4, 4, self.features)
     for _ in range(3):
-      h = GeneratorBlock(self.features, self.implementation, self.dtype)(
-          h, train)
-    h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                             dtype=self.dtype)(h))
+      block = GeneratorBlock(self.features, self.implementation, self.dtype,
+                             self.num_classes)
+      h = block(h, train) if y is None else block(h, train, y)
+    h = nn.relu(conditioning.batch_norm(y, self.num_classes, train,
+                                        self.dtype)(h))
     out = jnp.tanh(_conv(self.channels, 3, GLOROT, self.implementation,
                          self.dtype)(h))
     return as_float32(out, self.dtype)
@@ -160,9 +173,12 @@ class Discriminator(nn.Module):
   features: int = 128
   implementation: str = 'auto'
   dtype: Optional[Any] = None
+  conditional: str = 'none'
+  num_classes: int = 0
 
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array, train: bool = True) -> jax.Array:
+    x_BxHxWxC, y = conditioning.split(x_BxHxWxC)
     f, impl, dtype = self.features, self.implementation, self.dtype
     h = OptimizedBlock(f, impl, dtype)(x_BxHxWxC, train)
     h = DiscriminatorBlock(f, True, impl, dtype)(h, train)
@@ -171,17 +187,24 @@ class Discriminator(nn.Module):
     h = jnp.sum(nn.relu(h), axis=(1, 2))
     dense = fast_layers.spectral_norm(nn.Dense(1, kernel_init=GLOROT,
                                                dtype=dtype))
-    return as_float32(dense(h, train)[..., 0], dtype)
+    if y is None:
+      return as_float32(dense(h, train)[..., 0], dtype)
+    out = conditioning.d_head(dense(h, train)[..., 0], h, y,
+                              self.conditional, self.num_classes, dtype)
+    return conditioning.as_float32(out, dtype)
 
 
 def build(config, data) -> tuple[Generator, Discriminator]:
   """The SN-GAN ResNet pair for `config` on 32x32 images of `data.shape`."""
   dtype = precision.compute_dtype(config.compute_dtype)
   return (Generator(channels=data.shape[2], dtype=dtype,
-                    **models.feature_width(config.g_features)),
-          Discriminator(dtype=dtype, **models.feature_width(config.d_features)))
+                    **models.feature_width(config.g_features),
+                    **models.conditional_g(config)),
+          Discriminator(dtype=dtype, **models.feature_width(config.d_features),
+                        **models.conditional_d(config)))
 
 
 models.register(models.ModelSpec(
     name='sngan_resnet', build=build, needs='32x32 images',
-    fits=lambda shape: len(shape) == 3 and shape[:2] == (32, 32)))
+    fits=lambda shape: len(shape) == 3 and shape[:2] == (32, 32),
+    conditional=conditioning.CONDITIONAL_FORMS))

@@ -221,7 +221,8 @@ class DamagedCheckpointTest(parameterized.TestCase):
     partial, = [n for n in names if n.startswith('80.orbax-checkpoint-tmp')]
     partial = os.path.join(ckpts, partial)
     items = os.listdir(partial)
-    state_tmp, = [n for n in items if n.startswith('state.orbax-checkpoint-tmp')]
+    state_tmp, = [n for n in items
+                  if n.startswith('state.orbax-checkpoint-tmp')]
     self.assertNotIn('state', items)
     self.assertFalse([f for f in _files(partial)
                       if f.endswith('commit_success.txt')])

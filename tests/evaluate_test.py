@@ -5,20 +5,17 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 
 from absl.testing import absltest
 import jax
 import numpy as np
-import scipy.linalg
-import scipy.spatial
-import scipy.special
 
 from gan_jax import config as config_lib
 from gan_jax import evaluation
 from gan_jax import features
 from gan_jax.data import toy
 from gan_jax.metrics import reference
+import reference_metrics as independent
 import testing
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,75 +26,6 @@ def _cli(*args, cache):
   return subprocess.run([sys.executable, '-m', 'gan_jax.evaluate', *args],
                         capture_output=True, text=True, cwd=_ROOT, env=env,
                         check=False)
-
-
-# Independent float64 numpy/scipy computations of the metrics, written from
-# the papers' formulas (the package computes them otherwise: FID by two
-# eigen-decompositions, KID and the k-NN metrics by jitted float32 products).
-
-
-def _frechet(a, b):
-  """FID (Heusel et al. 2017): ||mu_a - mu_b||^2
-  + Tr(S_a + S_b - 2 sqrtm(S_a S_b)), unbiased covariances."""
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-  with warnings.catch_warnings():  # rank-deficient features: still exact
-    warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
-    covmean = np.real(scipy.linalg.sqrtm(s_a @ s_b))
-  diff = a.mean(0) - b.mean(0)
-  return float(diff @ diff + np.trace(s_a + s_b - 2 * covmean))
-
-
-def _kid(a, b, num_subsets, subset_size=1000, seed=0):
-  """Mean over subsets of the unbiased MMD^2 with k(x, y) = (x.y/d + 1)^3
-  (Binkowski et al. 2018), subsets drawn as documented: numpy
-  default_rng(seed), `num_subsets` draws from a, then from b."""
-  m = min(subset_size, len(a), len(b))
-  rng = np.random.default_rng(seed)
-  idx_a = [rng.choice(len(a), m, replace=False) for _ in range(num_subsets)]
-  idx_b = [rng.choice(len(b), m, replace=False) for _ in range(num_subsets)]
-  values = []
-  for ia, ib in zip(idx_a, idx_b):
-    x = np.asarray(a, np.float64)[ia]
-    y = np.asarray(b, np.float64)[ib]
-    d = x.shape[1]
-    kxx, kyy, kxy = [(p @ q.T / d + 1) ** 3 for p, q in ((x, x), (y, y),
-                                                         (x, y))]
-    off = lambda k: (k.sum() - np.trace(k)) / (m * (m - 1))
-    values.append(off(kxx) + off(kyy) - 2 * kxy.mean())
-  return float(np.mean(values))
-
-
-def _inception_score(logits, num_splits=10):
-  """exp E_x KL(p(y|x) || p(y)) (Salimans et al. 2016), mean over splits."""
-  p = scipy.special.softmax(np.asarray(logits, np.float64), axis=1)
-  scores = []
-  for part in np.array_split(p, num_splits):
-    marginal = part.mean(0)
-    scores.append(np.exp(np.mean(np.sum(
-        part * (np.log(part) - np.log(marginal)), axis=1))))
-  return float(np.mean(scores))
-
-
-def _knn_radius(x, k):
-  """Distance from each row of x to its k-th nearest other row."""
-  d = scipy.spatial.distance.cdist(x, x)
-  return np.sort(d, axis=1)[:, k]  # column 0 is the row itself
-
-
-def _prdc(real, fake, k_pr=3, k_dc=5):
-  """Improved precision/recall (Kynkaanniemi et al. 2019, closed balls) and
-  density/coverage (Naeem et al. 2020, open balls)."""
-  real = np.asarray(real, np.float64)
-  fake = np.asarray(fake, np.float64)
-  d = scipy.spatial.distance.cdist(fake, real)  # (M, N)
-  r_real, r_fake = _knn_radius(real, k_pr), _knn_radius(fake, k_pr)
-  precision = np.mean(np.any(d <= r_real[None, :], axis=1))
-  recall = np.mean(np.any(d.T <= r_fake[None, :], axis=1))
-  r_real = _knn_radius(real, k_dc)
-  density = np.sum(d < r_real[None, :]) / (k_dc * len(fake))
-  coverage = np.mean(d.min(axis=0) < r_real)
-  return precision, recall, density, coverage
 
 
 class EvaluateSamplesTest(absltest.TestCase):
@@ -115,14 +43,15 @@ class EvaluateSamplesTest(absltest.TestCase):
     real, _ = ext.extract(reference.digits('train')[0])
     fake, logits = ext.extract(test_x)
     # Independent float64 computations on the same features and logits.
-    np.testing.assert_allclose(out['fid'], _frechet(real, fake), rtol=1e-5)
-    np.testing.assert_allclose(out['kid_mean'], _kid(real, fake, 10),
+    np.testing.assert_allclose(out['fid'], independent.frechet(real, fake),
+                               rtol=1e-5)
+    np.testing.assert_allclose(out['kid_mean'], independent.kid(real, fake, 10),
                                rtol=1e-4)
-    np.testing.assert_allclose(out['is_mean'], _inception_score(logits),
-                               rtol=1e-6)
+    np.testing.assert_allclose(out['is_mean'],
+                               independent.inception_score(logits), rtol=1e-6)
     # Counts of points in balls: a float32 distance on a ball's boundary may
     # flip one point.
-    precision, recall, density, coverage = _prdc(real, fake)
+    precision, recall, density, coverage = independent.prdc(real, fake)
     np.testing.assert_allclose(out['precision'], precision, atol=1.01 / 360)
     np.testing.assert_allclose(out['recall'], recall, atol=1.01 / 1437)
     np.testing.assert_allclose(out['density'], density, atol=1.01 / 1800)
@@ -166,7 +95,7 @@ class EvaluateSamplesTest(absltest.TestCase):
     samples = np.asarray(data.sample(jax.random.PRNGKey(1), 2000))
     record = evaluate(1500, samples)
     ref = reference.load('ring8', 'train')
-    np.testing.assert_allclose(record['fid'], _frechet(ref, samples),
+    np.testing.assert_allclose(record['fid'], independent.frechet(ref, samples),
                                rtol=1e-5, atol=1e-9)
     self.assertLess(record['fid'], 0.01)
     self.assertEqual((record['step'], record['eval'], record['extractor'],
@@ -235,7 +164,8 @@ class EvaluateCliTest(absltest.TestCase):
     ext = features.get('digits_classifier')
     real, _ = ext.extract(reference.digits('train')[0])
     fake, _ = ext.extract(x[:200])
-    np.testing.assert_allclose(result['fid'], _frechet(real, fake), rtol=1e-5)
+    np.testing.assert_allclose(result['fid'], independent.frechet(real, fake),
+                               rtol=1e-5)
     self.assertIn(f'{result["fid"]:.6g}', proc.stdout)
 
     # Bad input: one line on stderr, exit status 2, eval.json unchanged.

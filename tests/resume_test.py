@@ -251,8 +251,9 @@ class ResumeTest(absltest.TestCase):
     names = os.listdir(checkpoints)
     partial = [n for n in names if n.startswith('120.orbax-checkpoint-tmp')]
     self.assertLen(partial, 1, names)
-    self.assertTrue([n for n in os.listdir(os.path.join(
-        checkpoints, partial[0])) if n.startswith('state.orbax-checkpoint-tmp')])
+    items = os.listdir(os.path.join(checkpoints, partial[0]))
+    self.assertTrue([n for n in items
+                     if n.startswith('state.orbax-checkpoint-tmp')], items)
     self.assertEqual(sorted(int(n) for n in names if n.isdigit()), [60])
     # Started again (from 60), killed inside the write of checkpoint 180
     # where it is complete, arrays and all, but was never renamed to 180.

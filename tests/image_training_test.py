@@ -22,6 +22,7 @@ from gan_jax.models import dcgan
 from gan_jax.state import init_state
 from gan_jax.steps import Steps
 
+import reference_metrics as independent
 import subprocess_env
 import testing
 
@@ -195,10 +196,29 @@ class DigitsCommandLineTest(absltest.TestCase):
     self.assertEqual([r['step'] for r in evals], [10])
     final = records[-1]
     self.assertTrue(final['final'])
-    for key in ('fid', 'precision', 'recall', 'extractor_sha256'):
-      self.assertIn(key, final)
     self.assertEqual(final['extractor'], 'digits_classifier')
-    self.assertEqual(final['num_generated'], 100)
+    self.assertEqual((final['num_generated'], final['reference_split']),
+                     (100, 'train'))
+    # The final evaluation is that of samples.npy: recomputed here from the
+    # classifier's features of samples.npy and of the digits train split,
+    # with independent float64 metrics.
+    from gan_jax import features  # pylint: disable=g-import-not-at-top
+    from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
+    extractor = features.get('digits_classifier')
+    self.assertEqual(final['extractor_sha256'], extractor.weights_sha256)
+    real, _ = extractor.extract(reference.digits('train')[0])
+    fake, _ = extractor.extract(samples)
+    np.testing.assert_allclose(final['fid'], independent.frechet(real, fake),
+                               rtol=1e-5)
+    precision, recall, _, _ = independent.prdc(real, fake)
+    np.testing.assert_allclose(final['precision'], precision, atol=1.01 / 100)
+    np.testing.assert_allclose(final['recall'], recall, atol=1.01 / 1437)
+    # Twenty steps of a tiny DCGAN: far from the data (the digits test split
+    # is at 13 from the train split, these samples at about 2,500), but a
+    # finite distance.
+    self.assertBetween(final['fid'], 100.0, 10_000.0)
+    self.assertBetween(final['precision'], 0.0, 1.0)
+    self.assertBetween(final['recall'], 0.0, 1.0)
     self.assertIn('d_penalty', records[0])
 
 

@@ -19,9 +19,11 @@ import numpy as np
 import optax
 
 from gan_jax import config as config_lib
+from gan_jax import data as data_lib
 from gan_jax import dirac
 from gan_jax import loop
 from gan_jax import losses
+from gan_jax import models as models_lib
 from gan_jax import regularizers
 from gan_jax import steps as steps_lib
 from gan_jax import train
@@ -30,6 +32,8 @@ from gan_jax.data import toy
 from gan_jax.game import Game
 from gan_jax.models import mlp
 from gan_jax.state import init_state
+
+import testing
 
 H = 0.2  # step size
 GAMMA = 1.0  # consensus weight
@@ -306,12 +310,13 @@ class HandDerivedGameTest(parameterized.TestCase):
             jnp.asarray(M, jnp.float32), (n, 2)))
     config = TINY.replace(loss='wasserstein', update=update, g_lr=LR, d_lr=LR,
                           consensus_weight=CONSENSUS)
-    with mock.patch.object(train.data_lib, 'build', return_value=data), \
-        mock.patch.object(train.models_lib, 'build',
+    # The configured game (`testing.build_steps`, held to training's by
+    # testing_test.py) with this data set and these players, and SGD.
+    with mock.patch.object(data_lib, 'build', return_value=data), \
+        mock.patch.object(models_lib, 'build',
                           return_value=(_TanhGenerator(), _LinearCritic())):
-      _, steps = train.build_steps(config, adam=lambda lr, b1, b2:
-                                   optax.sgd(lr))
-    state0 = jax.jit(functools.partial(train.init, config, data, steps))(
+      _, steps = testing.build_steps(config, lambda lr, b1, b2: optax.sgd(lr))
+    state0 = jax.jit(functools.partial(testing.init, config, data, steps))(
         jax.random.PRNGKey(0))
     runner = loop.ChunkRunner(steps.train_step)
     path, expected = _hand_recursion(update, 6)

@@ -20,9 +20,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
+import time
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -41,6 +44,32 @@ TINY = ['--num_steps=80', '--log_every=10', '--checkpoint_every=20',
         '--keep_checkpoints=4', '--batch_size=32', '--z_dim=2',
         '--g_hidden=16', '--d_hidden=16', '--num_eval_samples=100', '--seed=2']
 
+
+# `python -m gan_jax.main` whose orbax pauses inside the write of checkpoint
+# $PAUSE_STEP: once the writes of the state's arrays are under way (the
+# checkpoint and its items still in their temporary directories, nothing
+# committed), it creates $PAUSE_MARKER and sleeps, for the test to kill it
+# there.
+PAUSED_ARRAY_WRITE = textwrap.dedent('''
+    import os, time
+    from absl import app
+    from orbax.checkpoint import handlers
+    from gan_jax import cli, main
+
+    save = handlers.StandardCheckpointHandler.async_save
+
+    async def paused_save(self, directory, *args, **kwargs):
+      futures = await save(self, directory, *args, **kwargs)
+      step_dir = os.path.basename(os.path.dirname(
+          str(getattr(directory, 'path', directory))))
+      if step_dir.startswith(os.environ['PAUSE_STEP'] + '.orbax-checkpoint-tmp'):
+        open(os.environ['PAUSE_MARKER'], 'w').close()
+        time.sleep(600)
+      return futures
+
+    handlers.StandardCheckpointHandler.async_save = paused_save
+    app.run(main.main, flags_parser=cli.parse_flags)
+''')
 
 def _main(workdir):
   return subprocess.run(
@@ -165,14 +194,39 @@ class DamagedCheckpointTest(parameterized.TestCase):
                      ['20', '40', '60', '80'])
 
   def test_half_written_and_damaged_data_fall_back_with_warnings(self):
-    workdir = self._copy()
+    # A run SIGKILLed inside the write of checkpoint 80, while its arrays
+    # are being written: what is left is orbax's temporary directory, its
+    # items still in their own temporary directories, nothing committed. It
+    # is not a checkpoint: ignored, removed, no warning.
+    tmp = self.create_tempdir().full_path
+    workdir, marker = os.path.join(tmp, 'run'), os.path.join(tmp, 'inside')
+    with open(os.path.join(tmp, 'stderr'), 'w+') as err:
+      proc = subprocess.Popen(
+          [sys.executable, '-c', PAUSED_ARRAY_WRITE, f'--workdir={workdir}',
+           *TINY], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT,
+          env=subprocess_env.env(PAUSE_STEP='80', PAUSE_MARKER=marker))
+      deadline = time.monotonic() + 240
+      while not os.path.exists(marker):
+        if proc.poll() is not None or time.monotonic() > deadline:
+          proc.kill()
+          err.seek(0)
+          self.fail(f'the write of step 80 never paused: {err.read()}')
+        time.sleep(0.02)
+      proc.kill()  # SIGKILL, inside the write of checkpoint 80
+      self.assertEqual(proc.wait(), -signal.SIGKILL)
     ckpts = os.path.join(workdir, 'checkpoints')
-    # What a kill during orbax's write leaves: a temporary directory never
-    # renamed to its step. It is not a checkpoint: ignored, removed, no
-    # warning.
-    partial = os.path.join(ckpts, '80.orbax-checkpoint-tmp-1790000000')
-    os.rename(os.path.join(ckpts, '80'), partial)
-    _truncate(partial)
+    names = os.listdir(ckpts)
+    self.assertEqual(sorted((n for n in names if n.isdigit()), key=int),
+                     ['20', '40', '60'])
+    partial, = [n for n in names if n.startswith('80.orbax-checkpoint-tmp')]
+    partial = os.path.join(ckpts, partial)
+    items = os.listdir(partial)
+    state_tmp, = [n for n in items
+                  if n.startswith('state.orbax-checkpoint-tmp')]
+    self.assertNotIn('state', items)
+    self.assertFalse([f for f in _files(partial)
+                      if f.endswith('commit_success.txt')])
+    self.assertTrue(os.path.isdir(os.path.join(partial, state_tmp)))
     self._check({'60': _flip_bytes, '40': _truncate}, '20',
                 [('60', 'DATA_LOSS'), ('40', 'Error')], workdir)
 

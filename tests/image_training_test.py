@@ -3,8 +3,11 @@ regularisation, and the digits/TFDS command line end to end."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -12,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 from PIL import Image
 
 from gan_jax import losses
@@ -22,6 +26,7 @@ from gan_jax.models import dcgan
 from gan_jax.state import init_state
 from gan_jax.steps import Steps
 
+import reference_metrics as independent
 import subprocess_env
 import testing
 
@@ -195,14 +200,62 @@ class DigitsCommandLineTest(absltest.TestCase):
     self.assertEqual([r['step'] for r in evals], [10])
     final = records[-1]
     self.assertTrue(final['final'])
-    for key in ('fid', 'precision', 'recall', 'extractor_sha256'):
-      self.assertIn(key, final)
     self.assertEqual(final['extractor'], 'digits_classifier')
-    self.assertEqual(final['num_generated'], 100)
+    self.assertEqual((final['num_generated'], final['reference_split']),
+                     (100, 'train'))
+    # The final evaluation is that of samples.npy: recomputed here from the
+    # classifier's features of samples.npy and of the digits train split,
+    # with independent float64 metrics.
+    from gan_jax import features  # pylint: disable=g-import-not-at-top
+    from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
+    extractor = features.get('digits_classifier')
+    self.assertEqual(final['extractor_sha256'], extractor.weights_sha256)
+    real, _ = extractor.extract(reference.digits('train')[0])
+    fake, _ = extractor.extract(samples)
+    np.testing.assert_allclose(final['fid'], independent.frechet(real, fake),
+                               rtol=1e-5)
+    precision, recall, _, _ = independent.prdc(real, fake)
+    np.testing.assert_allclose(final['precision'], precision, atol=1.01 / 100)
+    np.testing.assert_allclose(final['recall'], recall, atol=1.01 / 1437)
+    # Twenty steps of a tiny DCGAN: far from the data (the digits test split
+    # is at 13 from the train split, these samples at about 2,500), but a
+    # finite distance.
+    self.assertBetween(final['fid'], 100.0, 10_000.0)
+    self.assertBetween(final['precision'], 0.0, 1.0)
+    self.assertBetween(final['recall'], 0.0, 1.0)
     self.assertIn('d_penalty', records[0])
 
 
 
+
+# `python -m gan_jax.main` on TFDS's mock MNIST (`tfds.testing.mock_data`, as
+# the in-process runs use it), whose orbax pauses inside the write of
+# checkpoint $PAUSE_STEP (if set) once its arrays are being written: it
+# creates $PAUSE_MARKER and sleeps, for the test to kill it there.
+MOCK_MNIST_MAIN = textwrap.dedent('''
+    import os, time
+    from absl import app
+    from orbax.checkpoint import handlers
+    import tensorflow_datasets as tfds
+    from gan_jax import cli, main
+
+    save = handlers.StandardCheckpointHandler.async_save
+
+    async def paused_save(self, directory, *args, **kwargs):
+      futures = await save(self, directory, *args, **kwargs)
+      step_dir = os.path.basename(os.path.dirname(
+          str(getattr(directory, 'path', directory))))
+      pause = os.environ.get('PAUSE_STEP')
+      if pause and step_dir.startswith(pause + '.orbax-checkpoint-tmp'):
+        open(os.environ['PAUSE_MARKER'], 'w').close()
+        time.sleep(600)
+      return futures
+
+    handlers.StandardCheckpointHandler.async_save = paused_save
+    with tfds.testing.mock_data(num_examples=40,
+                                policy=tfds.testing.MockPolicy.USE_CODE):
+      app.run(main.main, flags_parser=cli.parse_flags)
+''')
 
 class TfdsTrainingTest(parameterized.TestCase):
   """MNIST through `tfds.data_source` with `tfds.testing.mock_data`: held on
@@ -219,16 +272,50 @@ class TfdsTrainingTest(parameterized.TestCase):
       return train.run(config, out=None, err=None)
 
   @parameterized.named_parameters(('in_memory', False), ('streamed', True))
-  def test_trains_and_resumes_bit_identically(self, stream):
+  def test_killed_mid_run_resumes_bit_identically(self, stream):
+    # Uninterrupted, in this process: 15 steps.
     whole = self.create_tempdir().full_path
-    self._run(whole, 10, stream_data=stream)
-    split = self.create_tempdir().full_path
-    self._run(split, 5, stream_data=stream)
-    self._run(split, 10, stream_data=stream)
+    self._run(whole, 15, stream_data=stream)
+    # The same run in a subprocess, SIGKILLed inside the write of checkpoint
+    # 10 (held there by a pause, so the kill lands mid-run whatever the
+    # speed), then the same command again: it resumes from checkpoint 5.
+    tmp = self.create_tempdir().full_path
+    killed, marker = os.path.join(tmp, 'run'), os.path.join(tmp, 'paused')
+    config = testing.tiny_image_config(
+        dataset='mnist', num_steps=15, log_every=5, num_eval_samples=16,
+        checkpoint_every=5, stream_data=stream)
+    command = [sys.executable, '-c', MOCK_MNIST_MAIN, f'--workdir={killed}',
+               *testing.argv(config)]
+    with open(os.path.join(tmp, 'stderr'), 'w+') as err:
+      proc = subprocess.Popen(
+          command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT,
+          env=subprocess_env.env(PAUSE_STEP='10', PAUSE_MARKER=marker))
+      deadline = time.monotonic() + 240
+      while not os.path.exists(marker):
+        if proc.poll() is not None or time.monotonic() > deadline:
+          proc.kill()
+          err.seek(0)
+          self.fail(f'the write of step 10 never paused: {err.read()}')
+        time.sleep(0.02)
+      proc.kill()
+      self.assertEqual(proc.wait(), -signal.SIGKILL)
+    self.assertEqual([n for n in os.listdir(os.path.join(killed, 'checkpoints'))
+                      if n.isdigit()], ['5'])
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                          env=subprocess_env.env(), timeout=300)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertIn('resuming from the checkpoint at step 5', proc.stdout)
     a = np.load(os.path.join(whole, 'samples.npy'))
-    b = np.load(os.path.join(split, 'samples.npy'))
+    b = np.load(os.path.join(killed, 'samples.npy'))
     self.assertEqual(a.shape, (16, 28, 28, 1))
     np.testing.assert_array_equal(a, b)
+    restore = lambda w: ocp.StandardCheckpointer().restore(
+        os.path.join(w, 'checkpoints', '15', 'state'))
+    x, y = restore(whole), restore(killed)
+    self.assertEqual(int(y['step']), 15)
+    self.assertEqual(jax.tree.structure(x), jax.tree.structure(y))
+    for u, v in zip(jax.tree.leaves(x), jax.tree.leaves(y)):
+      np.testing.assert_array_equal(u, v)
 
   def test_streamed_batches_feed_every_d_step(self):
     # A step consumes d_steps batches, plus one when G's loss sees real data

@@ -70,7 +70,16 @@ class DataParallelTest(absltest.TestCase):
       np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-5)
     self.assertEqual(int(b['step']), 40)
     lines = lambda w: [json.loads(l) for l in open(os.path.join(w, 'metrics.jsonl'))]
-    for x, y in zip(lines(one)[:-1], lines(eight)[:-1]):
+    one_lines, eight_lines = lines(one), lines(eight)
+    # Same number of lines and the same steps (20, 40, then the final line's
+    # 40) before any comparison line by line: a missing line fails here.
+    self.assertLen(eight_lines, len(one_lines))
+    self.assertEqual([l['step'] for l in one_lines], [20, 40, 40])
+    self.assertEqual([l['step'] for l in eight_lines],
+                     [l['step'] for l in one_lines])
+    self.assertEqual([bool(l.get('final')) for l in eight_lines],
+                     [False, False, True])
+    for x, y in zip(one_lines[:-1], eight_lines[:-1]):
       self.assertEqual(x['step'], y['step'])
       for key in ('d_loss', 'g_loss', 'value'):
         np.testing.assert_allclose(y[key], x[key], rtol=1e-5, atol=1e-5)

@@ -5,9 +5,10 @@ bit-identical to an uninterrupted run.
 Real processes, real files: the reference run and the interrupted one are
 `python -m gan_jax.main` subprocesses; the interrupted one is killed (SIGKILL,
 no chance to clean up) while starting up and between checkpoint writes,
-preempted with SIGTERM and SIGINT, and killed inside an orbax checkpoint
-write (held there by a pause, so the kill cannot miss it), each time
-restarted with the same command. A run is also resumed with every flag that
+preempted with SIGTERM and SIGINT, and killed inside orbax checkpoint writes,
+while the arrays are written and before the final rename (held there by a
+pause, so the kill cannot miss it), each time restarted with the same
+command. A run is also resumed with every flag that
 may differ on resume changed (chunk length included), and the set of such
 flags is checked against every Config field and the README. Compared bit for bit:
 samples.npy, every leaf of the final checkpoint's state (parameters,
@@ -48,24 +49,42 @@ TINY = [f'--num_steps={NUM_STEPS}', '--log_every=10', '--checkpoint_every=60',
 TIMING = ('steps_per_sec', 'elapsed_sec', 'train_seconds')
 
 
-# `python -m gan_jax.main` whose orbax pauses the write of checkpoint
-# $PAUSE_STEP where it is complete in its temporary directory and only the
-# rename to its step is left: it creates $PAUSE_MARKER and sleeps there, for
-# the test to kill it inside the write.
+# `python -m gan_jax.main` whose orbax pauses inside the write of checkpoint
+# $PAUSE_STEP, at $PAUSE_POINT: `arrays`, once the writes of the state's
+# arrays are under way (nothing committed, every item still in its own
+# temporary directory), or `rename`, where the checkpoint is complete in its
+# temporary directory and only the rename to its step is left. There it
+# creates $PAUSE_MARKER and sleeps, for the test to kill it inside the write.
 PAUSED_WRITE = textwrap.dedent('''
     import os, time
     from absl import app
+    from orbax.checkpoint import handlers
     from orbax.checkpoint._src.path import atomicity
     from gan_jax import cli, main
 
+    def pause():
+      open(os.environ['PAUSE_MARKER'], 'w').close()
+      time.sleep(600)
+
+    save = handlers.StandardCheckpointHandler.async_save
     finalize = atomicity.AtomicRenameTemporaryPath.finalize
 
+    async def paused_save(self, directory, *args, **kwargs):
+      futures = await save(self, directory, *args, **kwargs)
+      step_dir = os.path.basename(os.path.dirname(
+          str(getattr(directory, 'path', directory))))
+      if (os.environ['PAUSE_POINT'] == 'arrays' and step_dir.startswith(
+          os.environ['PAUSE_STEP'] + '.orbax-checkpoint-tmp')):
+        pause()
+      return futures
+
     async def paused_finalize(self, *args, **kwargs):
-      if self.get_final().name == os.environ['PAUSE_STEP']:
-        open(os.environ['PAUSE_MARKER'], 'w').close()
-        time.sleep(600)
+      if (os.environ['PAUSE_POINT'] == 'rename'
+          and self.get_final().name == os.environ['PAUSE_STEP']):
+        pause()
       return await finalize(self, *args, **kwargs)
 
+    handlers.StandardCheckpointHandler.async_save = paused_save
     atomicity.AtomicRenameTemporaryPath.finalize = paused_finalize
     app.run(main.main, flags_parser=cli.parse_flags)
 ''')
@@ -203,35 +222,51 @@ class ResumeTest(absltest.TestCase):
         b, np.load(os.path.join(workdir, 'samples.npy'))))
     self.assertEqual(_metrics(workdir), metrics)
 
-  def test_killed_inside_a_checkpoint_write_resumes_bit_identically(self):
-    tmp = self.create_tempdir().full_path
-    workdir, marker = os.path.join(tmp, 'run'), os.path.join(tmp, 'paused')
-    checkpoints = os.path.join(workdir, 'checkpoints')
-    with open(os.path.join(tmp, 'stderr'), 'w+') as err:
+  def _kill_inside_write(self, workdir, step, point):
+    """Runs the command until it is inside the write of checkpoint `step`
+    at `point` (see PAUSED_WRITE), and SIGKILLs it there."""
+    marker = os.path.join(os.path.dirname(workdir), f'paused-{step}')
+    with open(os.path.join(os.path.dirname(workdir), 'stderr'), 'w+') as err:
       proc = subprocess.Popen(
           [sys.executable, '-c', PAUSED_WRITE, f'--workdir={workdir}', *TINY],
           stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT,
-          env=subprocess_env.env(PAUSE_STEP='120', PAUSE_MARKER=marker))
+          env=subprocess_env.env(PAUSE_STEP=str(step), PAUSE_POINT=point,
+                                 PAUSE_MARKER=marker))
       deadline = time.monotonic() + 240
       while not os.path.exists(marker):
         if proc.poll() is not None or time.monotonic() > deadline:
           proc.kill()
           err.seek(0)
-          self.fail(f'the write of step 120 never paused: {err.read()}')
+          self.fail(f'the write of step {step} never paused: {err.read()}')
         time.sleep(0.02)
-      proc.kill()  # SIGKILL, inside the write of checkpoint 120
+      proc.kill()  # SIGKILL, inside the write of checkpoint `step`
       self.assertEqual(proc.wait(), -signal.SIGKILL)
-    # Killed inside the write: step 120 is complete in orbax's temporary
-    # directory, arrays and all, but was never renamed to 120.
+
+  def test_killed_inside_checkpoint_writes_resumes_bit_identically(self):
+    workdir = os.path.join(self.create_tempdir().full_path, 'run')
+    checkpoints = os.path.join(workdir, 'checkpoints')
+    # Killed while the arrays of checkpoint 120 are being written: its
+    # temporary directory holds items that were never committed.
+    self._kill_inside_write(workdir, 120, 'arrays')
     names = os.listdir(checkpoints)
     partial = [n for n in names if n.startswith('120.orbax-checkpoint-tmp')]
     self.assertLen(partial, 1, names)
+    items = os.listdir(os.path.join(checkpoints, partial[0]))
+    self.assertTrue([n for n in items
+                     if n.startswith('state.orbax-checkpoint-tmp')], items)
+    self.assertEqual(sorted(int(n) for n in names if n.isdigit()), [60])
+    # Started again (from 60), killed inside the write of checkpoint 180
+    # where it is complete, arrays and all, but was never renamed to 180.
+    self._kill_inside_write(workdir, 180, 'rename')
+    names = os.listdir(checkpoints)
+    partial = [n for n in names if n.startswith('180.orbax-checkpoint-tmp')]
+    self.assertLen(partial, 1, names)
     self.assertTrue(os.listdir(os.path.join(checkpoints, partial[0], 'state',
                                             'd')))
-    self.assertEqual(sorted(int(n) for n in names if n.isdigit()), [60])
+    self.assertEqual(sorted(int(n) for n in names if n.isdigit()), [60, 120])
 
     proc = _run_to_end(workdir)
-    self.assertIn(f'resuming from the checkpoint at step 60 in {checkpoints}',
+    self.assertIn(f'resuming from the checkpoint at step 120 in {checkpoints}',
                   proc.stdout)
     self.assertEqual(proc.stderr, '')
     self.assertFalse([n for n in os.listdir(checkpoints) if 'tmp' in n])

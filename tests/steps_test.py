@@ -80,36 +80,94 @@ class StepsTest(absltest.TestCase):
     np.testing.assert_allclose(np.abs(flat).max(), 0.01)  # and it binds
 
   def test_golden_one_step(self):
-    """Regression: one train_step from a fixed seed. To update the reference
-    after an intended change, run
-    GAN_JAX_UPDATE_GOLDEN=1 python -m pytest tests/steps_test.py -k golden"""
+    """Regression: one train_step from a fixed seed, every parameter leaf of
+    both players (by its path in the tree) and the step's losses.
+
+    To update the reference after an intended change, run
+        GAN_JAX_UPDATE_GOLDEN=one_step python -m pytest tests/steps_test.py -k golden
+    which rewrites tests/golden/one_step.json, prints what changed and fails
+    with 'golden updated' (an updating run never counts as a pass)."""
     _, steps, state = train.build(TINY)
     new, metrics = jax.jit(steps.train_step)(state)
-    observed = {
-        'd_loss': float(metrics['d_loss']),
-        'g_loss': float(metrics['g_loss']),
-        'value': float(metrics['value']),
-        'g_params_sum': float(sum(np.sum(x, dtype=np.float64)
-                                  for x in _leaves(new.g_params))),
-        'd_params_sum': float(sum(np.sum(x, dtype=np.float64)
-                                  for x in _leaves(new.d_params))),
-        'g_params_abs_sum': float(sum(np.abs(x).sum(dtype=np.float64)
-                                      for x in _leaves(new.g_params))),
-        'd_params_abs_sum': float(sum(np.abs(x).sum(dtype=np.float64)
-                                      for x in _leaves(new.d_params))),
-    }
-    if os.environ.get('GAN_JAX_UPDATE_GOLDEN'):
-      os.makedirs(os.path.dirname(GOLDEN), exist_ok=True)
-      with open(GOLDEN, 'w') as f:
-        json.dump(observed, f, indent=2, sort_keys=True)
+    observed = _golden_record(new, metrics)
     with open(GOLDEN) as f:
       expected = json.load(f)
-    for key, value in expected.items():
-      np.testing.assert_allclose(
-          observed[key], value, rtol=1e-5, atol=1e-6,
-          err_msg=f'{key} changed; if intended, update the reference with '
-          'GAN_JAX_UPDATE_GOLDEN=1 python -m pytest tests/steps_test.py -k golden')
+    if os.environ.get('GAN_JAX_UPDATE_GOLDEN') == 'one_step':
+      changes = _golden_diff(expected, observed)
+      with open(GOLDEN, 'w') as f:
+        f.write(_golden_text(observed))
+      print('\n'.join(changes) or 'golden: nothing changed')
+      self.fail(f'golden updated: {GOLDEN} rewritten ({len(changes)} '
+                'entries changed, listed above); rerun without '
+                'GAN_JAX_UPDATE_GOLDEN to test against it')
+    self.assertEqual(sorted(observed), sorted(expected))
+    for key in ('d_loss', 'g_loss', 'value'):
+      np.testing.assert_allclose(observed[key], expected[key], rtol=1e-5,
+                                 atol=1e-6, err_msg=key + _UPDATE_HINT)
+    for player in ('g_params', 'd_params'):
+      self.assertEqual(sorted(observed[player]), sorted(expected[player]),
+                       player + _UPDATE_HINT)
+      for path, leaf in expected[player].items():
+        got = np.asarray(observed[player][path])
+        self.assertEqual(got.shape, np.shape(leaf), f'{player}{path}')
+        np.testing.assert_allclose(got, np.asarray(leaf), rtol=1e-5, atol=1e-6,
+                                   err_msg=f'{player}{path}' + _UPDATE_HINT)
 
+
+_UPDATE_HINT = (' changed; if intended, update the reference with '
+                'GAN_JAX_UPDATE_GOLDEN=one_step python -m pytest '
+                'tests/steps_test.py -k golden')
+
+
+def _golden_record(state, metrics):
+  """{d_loss, g_loss, value, g_params, d_params}: each player's parameters as
+  {path in the tree: nested list of the leaf's float32 values}."""
+  def leaves(params):
+    return {jax.tree_util.keystr(path): np.asarray(leaf, np.float32).tolist()
+            for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+  return {'d_loss': float(metrics['d_loss']),
+          'g_loss': float(metrics['g_loss']),
+          'value': float(metrics['value']),
+          'g_params': leaves(state.g_params),
+          'd_params': leaves(state.d_params)}
+
+
+def _golden_text(record):
+  """`record` as JSON, one line a leaf, each float32 in the 9 significant
+  digits that give it back exactly."""
+  def compact(value):
+    return json.dumps(jax.tree.map(lambda x: float(f'{x:.9g}'), value),
+                      separators=(',', ':'))
+  lines = [f'  "{key}": {compact(record[key])}'
+           for key in ('d_loss', 'g_loss', 'value')]
+  for player in ('g_params', 'd_params'):
+    leaves = [f'    {json.dumps(path)}: {compact(leaf)}'
+              for path, leaf in sorted(record[player].items())]
+    lines.append(f'  "{player}": {{\n' + ',\n'.join(leaves) + '\n  }')
+  return '{\n' + ',\n'.join(lines) + '\n}\n'
+
+
+def _golden_diff(old, new):
+  """One line per entry of `new` that differs from (or is missing in) `old`."""
+  changes = []
+  for key in sorted(set(old) | set(new)):
+    if key in ('g_params', 'd_params'):
+      a, b = old.get(key, {}), new.get(key, {})
+      for path in sorted(set(a) | set(b)):
+        if path not in a or path not in b:
+          changes.append(f'{key}{path}: {"added" if path in b else "removed"}')
+        elif np.shape(a[path]) != np.shape(b[path]):
+          changes.append(f'{key}{path}: shape {np.shape(a[path])} -> '
+                         f'{np.shape(b[path])}')
+        else:
+          delta = np.abs(np.asarray(a[path]) - np.asarray(b[path]))
+          if delta.max() > 0:
+            changes.append(f'{key}{path}: {int((delta > 0).sum())} of '
+                           f'{delta.size} values changed, by up to '
+                           f'{delta.max():.3g}')
+    elif old.get(key) != new.get(key):
+      changes.append(f'{key}: {old.get(key)} -> {new.get(key)}')
+  return changes
 
 if __name__ == '__main__':
   absltest.main()

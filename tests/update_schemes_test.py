@@ -1,22 +1,29 @@
 """Update schemes: on the Dirac-WGAN every scheme is a linear map whose
-iterates are known in closed form; on a toy MLP GAN each scheme is checked
-against an independent composition of the same gradients, and every scheme is
-pure and scan-able (chunking-invariant)."""
+iterates are known in closed form; on a nonlinear two-parameter game whose
+field and J_w^T w are written out here every scheme, configured and scanned,
+follows a hand recursion; on a toy MLP GAN simultaneous and extragradient
+steps are checked against compositions of the game's gradients, and every
+scheme is pure and scan-able (chunking-invariant)."""
 
 import dataclasses
+import functools
+import types
 from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from gan_jax import config as config_lib
+from gan_jax import data as data_lib
 from gan_jax import dirac
 from gan_jax import loop
 from gan_jax import losses
+from gan_jax import models as models_lib
 from gan_jax import regularizers
 from gan_jax import steps as steps_lib
 from gan_jax import train
@@ -25,6 +32,8 @@ from gan_jax.data import toy
 from gan_jax.game import Game
 from gan_jax.models import mlp
 from gan_jax.state import init_state
+
+import testing
 
 H = 0.2  # step size
 GAMMA = 1.0  # consensus weight
@@ -175,21 +184,6 @@ class NetworkSchemesTest(parameterized.TestCase):
     _assert_trees_close(self, new.d_params,
                         sub(state.d_params, gd(d_half, g_half)))
 
-  def test_optimistic_sgd_is_optax_optimistic_gradient_descent(self):
-    steps, state, batch, z = _toy('optimistic')
-    step = jax.jit(_scheme_step(steps, batch, z))
-    reference = optax.optimistic_gradient_descent(0.05)
-    g, d = state.g_params, state.d_params
-    g_state, d_state = reference.init(g), reference.init(d)
-    for _ in range(3):
-      (wg, wd), _ = steps.joint_grads(g, d, batch, z)
-      ug, g_state = reference.update(wg, g_state, g)
-      ud, d_state = reference.update(wd, d_state, d)
-      g, d = optax.apply_updates(g, ug), optax.apply_updates(d, ud)
-      state, _ = step(state)
-    _assert_trees_close(self, state.g_params, g)
-    _assert_trees_close(self, state.d_params, d)
-
   def test_only_optimistic_declares_an_optimizer_wrapper(self):
     sgd = optax.sgd(0.05)
     for update in steps_lib.UPDATES:
@@ -207,33 +201,6 @@ class NetworkSchemesTest(parameterized.TestCase):
         jax.tree.leaves(wrapped.g_params),
         jax.tree.leaves(runs['simultaneous'].g_params))]
     self.assertGreater(max(diff), 1e-6)
-
-  def test_consensus_adds_the_gradient_of_half_the_squared_field(self):
-    gamma = 0.5
-    steps, state, batch, z = _toy('consensus', consensus_weight=gamma)
-
-    def half_sq_norm(g, d):  # 1/2 ||w||^2, differentiated by jax.grad
-      (wg, wd), _ = steps.joint_grads(g, d, batch, z)
-      return 0.5 * (optax.tree.norm(wg, squared=True)
-                    + optax.tree.norm(wd, squared=True))
-
-    @jax.jit
-    def everything(state):
-      new, metrics = _scheme_step(steps, batch, z)(state)
-      reg = jax.grad(half_sq_norm, argnums=(0, 1))(state.g_params,
-                                                   state.d_params)
-      w, _ = steps.joint_grads(state.g_params, state.d_params, batch, z)
-      return new, metrics, reg, w, half_sq_norm(state.g_params, state.d_params)
-
-    new, metrics, (reg_g, reg_d), (wg, wd), half = everything(state)
-    lr = 0.05
-    step = lambda p, w, r: jax.tree.map(lambda a, b, c: a - lr * (b + gamma * c),
-                                        p, w, r)
-    _assert_trees_close(self, new.g_params, step(state.g_params, wg, reg_g),
-                        rtol=1e-4)
-    _assert_trees_close(self, new.d_params, step(state.d_params, wd, reg_d),
-                        rtol=1e-4)
-    np.testing.assert_allclose(metrics['field_sq_norm'], 2 * half, rtol=1e-5)
 
   def test_relativistic_loss_uses_the_real_batch_in_every_scheme(self):
     steps, state, batch, z = _toy('simultaneous', loss='rasgan')
@@ -260,24 +227,114 @@ TINY = config_lib.Config(
     log_every=6, g_lr=1e-3, d_lr=1e-3, seed=1)
 
 
-class ConfiguredSchemesTest(parameterized.TestCase):
+# A game whose field is written in closed form here, with no package code:
+# G(z) = tanh(theta) for every z, D(x) = <psi, x>, the real data a point mass
+# at M, the Wasserstein loss, so
+#   L_D = <psi, tanh(theta)> - <psi, M>,   L_G = -<psi, tanh(theta)>,
+#   w = (w_G, w_D) = (-psi * (1 - s^2), s - M),   s = tanh(theta),
+# and grad of 1/2 ||w||^2 (consensus: J_w^T w) is, componentwise,
+#   d/dtheta = w_G * 2 psi s (1 - s^2) + w_D * (1 - s^2),
+#   d/dpsi   = -w_G * (1 - s^2).
+THETA0 = np.array([0.8, -0.5])
+PSI0 = np.array([0.4, 0.7])
+M = np.array([0.3, -0.2])
+LR = 0.1
+CONSENSUS = 0.3
 
-  @parameterized.parameters('simultaneous', 'extragradient', 'optimistic',
-                            'consensus')
-  def test_scanned_steps_move_both_players(self, update):
-    config = TINY.replace(update=update, consensus_weight=0.1)
-    _, steps, state0 = train.build(config)
-    state0 = jax.device_get(state0)  # the runner donates its input buffers
-    a, metrics = loop.ChunkRunner(steps.train_step)(
-        jax.tree.map(jnp.asarray, state0), 3)
-    self.assertEqual(int(a.step), 3)
-    for player in ('g_params', 'd_params'):
-      moved = [np.abs(np.asarray(x) - np.asarray(y)).max() for x, y in zip(
-          jax.tree.leaves(getattr(a, player)),
-          jax.tree.leaves(getattr(state0, player)))]
-      self.assertGreater(max(moved), 1e-4)
-    for key in ('d_loss', 'g_loss', 'value', 'd_grad_norm', 'g_grad_norm'):
-      self.assertTrue(np.all(np.isfinite(metrics[key])), key)
+
+class _TanhGenerator(nn.Module):
+  @nn.compact
+  def __call__(self, z, train=True):
+    theta = self.param('theta', lambda key: jnp.asarray(THETA0, jnp.float32))
+    return jnp.broadcast_to(jnp.tanh(theta), (z.shape[0], 2))
+
+
+class _LinearCritic(nn.Module):
+  @nn.compact
+  def __call__(self, x, train=True):
+    psi = self.param('psi', lambda key: jnp.asarray(PSI0, jnp.float32))
+    return x @ psi
+
+
+def _field(theta, psi):
+  s = np.tanh(theta)
+  return -psi * (1 - s**2), s - M
+
+
+def _half_sq_norm_grad(theta, psi):
+  s = np.tanh(theta)
+  w_g, w_d = _field(theta, psi)
+  return (w_g * 2 * psi * s * (1 - s**2) + w_d * (1 - s**2),
+          -w_g * (1 - s**2))
+
+
+def _hand_recursion(update, num_steps):
+  """float64 iterates (theta_t, psi_t), t = 0..num_steps, of SGD with rate LR
+  under `update`, and each step's (d_loss, g_loss, d_grad_norm): the losses
+  at x_t (G's, under `alternating`, after the D update)."""
+  theta, psi = THETA0.copy(), PSI0.copy()
+  path, metrics = [(theta, psi)], []
+  prev = None  # the previous step's applied SGD direction (optimistic)
+  for _ in range(num_steps):
+    s = np.tanh(theta)
+    losses = (psi @ (s - M), -psi @ s)
+    w_g, w_d = _field(theta, psi)
+    if update == 'alternating':
+      psi = psi - LR * w_d  # D first, then G at the new D (its loss too)
+      d_applied, losses = w_d, (losses[0], -psi @ s)
+      theta = theta - LR * _field(theta, psi)[0]
+    else:
+      if update == 'extragradient':
+        w_g, w_d = _field(theta - LR * w_g, psi - LR * w_d)
+      elif update == 'consensus':
+        r_g, r_d = _half_sq_norm_grad(theta, psi)
+        w_g, w_d = w_g + CONSENSUS * r_g, w_d + CONSENSUS * r_d
+      d_applied = w_d
+      if update == 'optimistic':  # 2 w_t - w_{t-1}, w_{-1} = w_0
+        prev = prev or (w_g, w_d)
+        (w_g, w_d), prev = (2 * w_g - prev[0], 2 * w_d - prev[1]), (w_g, w_d)
+      theta, psi = theta - LR * w_g, psi - LR * w_d
+    path.append((theta, psi))
+    metrics.append((*losses, np.linalg.norm(d_applied)))
+  return path, np.array(metrics)
+
+
+class HandDerivedGameTest(parameterized.TestCase):
+  """Every scheme, configured by flags and scanned by the training loop,
+  against the recursion above on the closed-form game."""
+
+  @parameterized.parameters(*steps_lib.UPDATES)
+  def test_scanned_steps_follow_the_hand_recursion(self, update):
+    data = types.SimpleNamespace(
+        shape=(2,), sample=lambda key, n: jnp.broadcast_to(
+            jnp.asarray(M, jnp.float32), (n, 2)))
+    config = TINY.replace(loss='wasserstein', update=update, g_lr=LR, d_lr=LR,
+                          consensus_weight=CONSENSUS)
+    # The configured game (`testing.build_steps`, held to training's by
+    # testing_test.py) with this data set and these players, and SGD.
+    with mock.patch.object(data_lib, 'build', return_value=data), \
+        mock.patch.object(models_lib, 'build',
+                          return_value=(_TanhGenerator(), _LinearCritic())):
+      _, steps = testing.build_steps(config, lambda lr, b1, b2: optax.sgd(lr))
+    state0 = jax.jit(functools.partial(testing.init, config, data, steps))(
+        jax.random.PRNGKey(0))
+    runner = loop.ChunkRunner(steps.train_step)
+    path, expected = _hand_recursion(update, 6)
+    state, observed = state0, []
+    for t in (3, 6):  # two scanned chunks of three steps
+      state, metrics = runner(state, 3)
+      self.assertEqual(int(state.step), t)
+      np.testing.assert_allclose(state.g_params['theta'], path[t][0],
+                                 rtol=1e-5, atol=1e-6, err_msg=f'step {t}')
+      np.testing.assert_allclose(state.d_params['psi'], path[t][1],
+                                 rtol=1e-5, atol=1e-6, err_msg=f'step {t}')
+      observed.append(np.stack([metrics['d_loss'], metrics['g_loss'],
+                                metrics['d_grad_norm']], axis=1))
+    np.testing.assert_allclose(np.concatenate(observed), expected, rtol=1e-5,
+                               atol=1e-6)
+
+
+class ConfiguredSchemesTest(parameterized.TestCase):
 
   def test_result_does_not_depend_on_chunking(self):
     _, steps, state0 = train.build(TINY.replace(update='extragradient'))

@@ -26,19 +26,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, EVERY, SEEDS = 40, 10, 2
 
 
-def write_sweep(directory, dataset, losses, seed=0, **fields):
-  """A finished sweep over `losses`, SEEDS seeds each, with random numbers."""
+def write_sweep(directory, dataset, points, seed=0, curves=False,
+                **fields):
+  """A finished sweep over grid `points` ({flag: value} each), SEEDS seeds
+  each, with random numbers; with `curves`, mode metrics at every logged
+  step (learning curves) and the saturation metrics."""
   rng = np.random.default_rng(seed)
   base = Config(dataset=dataset, num_steps=STEPS, log_every=EVERY,
                 num_eval_samples=50, **fields)
-  names = [f'loss={loss}' for loss in losses]
+  names = [','.join(f'{k}={v}' for k, v in point.items()) for point in points]
   os.makedirs(directory)
   with open(os.path.join(directory, 'sweep.json'), 'w') as f:
     json.dump({'configurations': names}, f)
-  for loss, name in zip(losses, names):
+  for point, name in zip(points, names):
     run = os.path.join(directory, name)
     os.makedirs(run)
-    saved = json.loads(base.replace(loss=loss).to_json())
+    saved = json.loads(base.replace(**point).to_json())
     saved.update(num_seeds=SEEDS, seeds=list(range(SEEDS)))
     with open(os.path.join(run, 'config.json'), 'w') as f:
       json.dump(saved, f)
@@ -49,18 +52,28 @@ def write_sweep(directory, dataset, losses, seed=0, **fields):
     with open(os.path.join(run, 'metrics.jsonl'), 'w') as f:
       for s in range(SEEDS):
         for step in range(EVERY, STEPS + 1, EVERY):
-          f.write(json.dumps(dict(
-              seed=s, step=step, d_loss=float(rng.normal()),
-              g_loss=float(rng.normal()), value=float(rng.normal()),
-              g_grad_norm=float(rng.uniform(0.1, 2.0)))) + '\n')
+          record = dict(seed=s, step=step, d_loss=float(rng.normal()),
+                        g_loss=float(rng.normal()), value=float(rng.normal()),
+                        g_grad_norm=float(rng.uniform(0.1, 2.0)),
+                        d_fake_prob=float(rng.uniform()),
+                        d_fake_saturated_frac=float(rng.uniform()))
+          if curves and step < STEPS:
+            record.update(modes=int(rng.integers(1, 9)),
+                          hq_fraction=float(rng.uniform()))
+          f.write(json.dumps(record) + '\n')
       f.writelines(json.dumps(final) + '\n' for final in finals)
     with open(os.path.join(run, results.RESULTS), 'w') as f:
-      json.dump({'point': {'loss': loss}, 'finals': finals,
+      json.dump({'point': point, 'finals': finals,
                  'wall_seconds': 60.0, 'program_runs': SEEDS}, f)
     np.save(os.path.join(run, 'samples.npy'),
             rng.normal(size=(SEEDS, 50, 2)).astype(np.float32))
     open(os.path.join(run, results.DONE), 'w').close()
   return directory
+
+
+def _mean_se(values):
+  values = np.asarray(values, np.float64)
+  return values.mean(), values.std(ddof=1) / np.sqrt(len(values))
 
 
 class ReportTest(absltest.TestCase):
@@ -69,45 +82,84 @@ class ReportTest(absltest.TestCase):
     runs = self.create_tempdir().full_path
     sweeps = self.create_tempdir().full_path
     out = self.create_tempdir().full_path
-    for k, (dataset, names) in enumerate(report.TOY_SWEEPS.items()):
-      write_sweep(os.path.join(runs, names[0]), dataset,
-                  ['minimax', 'non_saturating', 'hinge'], seed=2 * k)
-      write_sweep(os.path.join(runs, names[1]), dataset, ['wasserstein'],
-                  seed=2 * k + 1, d_weight_clip=0.01)
-    with mock.patch.object(report, 'run_sweep',
-                           lambda name, runs, sweeps: os.path.join(runs, name)):
-      path = report.build(runs, out, sweeps)  # no digits flagfiles: (a), (b)
+    packs = [{'pack': 1}, {'pack': 2}]
+    write_sweep(os.path.join(runs, 'pacgan_grid'), 'grid25', packs, seed=1,
+                curves=True, toy_layout='pacgan')
+    write_sweep(os.path.join(runs, 'pacgan_grid_unrolled'), 'grid25',
+                [{'unroll_steps': 5}], seed=2, curves=True,
+                toy_layout='pacgan')
+    write_sweep(os.path.join(runs, 'saturation_e2_adam'), 'ring8',
+                [{'loss': l, 'd_steps': k} for l in ('minimax',
+                                                     'non_saturating')
+                 for k in (1, 5)], seed=3)
+    os.makedirs(os.path.join(out, 'saturation'))
+    e1 = {'snapshots': [0, 10], 'd_train_steps': 5, 'seeds': [0, 1],
+          'dataset': 'ring8', 'model': 'mlp', 'batch_size': 8,
+          'summary': [dict(snapshot=s, seeds=2, minimax=1.0, minimax_se=0.1,
+                           non_saturating=4.0, non_saturating_se=0.2,
+                           ratio=0.25, ratio_se=0.05, d_fake_prob=0.01,
+                           d_fake_prob_se=0.001, saturated=sat,
+                           saturated_se=0.02)
+                      for s, sat in ((0, 0.8), (10, 0.1))]}
+    with open(os.path.join(out, 'saturation', 'e1.json'), 'w') as f:
+      json.dump(e1, f)
+    path = report.build(runs, out, sweeps, run=False)
     with open(path) as f:
       text = f.read()
-    # 2 data sets x 4 configurations x 2 seeds, 60 s each.
-    self.assertIn('Its sweeps took 16 min of wall time', text)
-    self.assertIn('### ring8 (8 modes)\n\nOurs: 2 seeds (vmapped in one '
-                  'program per configuration), 40 steps of batch 256, Adam lr '
-                  '0.0001/0.0001 (G/D), beta1 0.5, 1 D step(s) per G step, MLP '
-                  'G 128x128x128 / D 128x128x128 (ReLU), z_dim 64, 50 samples '
-                  'per evaluation.', text)
-    self.assertIn('| wasserstein (clip 0.01) |', text)
+    # Missing sweeps are named, finished ones are not.
+    self.assertIn('`pacgan_ring`, `pacgan_ring_unrolled`, '
+                  '`pacgan_grid_losses`, `saturation_e2_sgd`', text)
+    self.assertIn('No row finished within this budget', text)
+    # (a): GAN, PacGAN2, then the unrolled row; mean ± standard error of the
+    # finals, from the files directly.
+    rows = []
+    for sweep, name in (('pacgan_grid', 'pack=1'), ('pacgan_grid', 'pack=2'),
+                        ('pacgan_grid_unrolled', 'unroll_steps=5')):
+      finals = json.load(open(os.path.join(runs, sweep, name,
+                                           results.RESULTS)))['finals']
+      m, se = _mean_se([f['modes'] for f in finals])
+      h, hse = _mean_se([100 * f['hq_fraction'] for f in finals])
+      rows.append((m, se, h, hse))
+    gan, pac2, unrolled = rows
+    self.assertIn(f'| GAN | {gan[0]:.2f} ± {gan[1]:.2f} | {gan[2]:.1f} ± '
+                  f'{gan[3]:.1f} |', text)
+    self.assertLess(text.index('| GAN |'), text.index('| PacGAN2 |'))
+    self.assertLess(text.index('| PacGAN2 |'),
+                    text.index('| Unrolled GAN (k = 5) |'))
+    # Against PacGAN's 17.3 ± 0.8: within two combined standard errors?
+    diff, both = gan[0] - 17.3, np.hypot(gan[1], 0.8)
+    verdict = 'within' if abs(diff) <= 2 * both else 'outside'
+    self.assertIn(f'* GAN: {gan[0]:.2f} ± {gan[1]:.2f} modes against the '
+                  f'published 17.3 ± 0.8: difference {diff:+.2f} ± '
+                  f'{both:.2f}, {verdict}', text)
+    self.assertIn('| PacGAN4 | 24.8 ± 0.2 | 93.6 ± 0.6 | 0.04 ± 0.01 | '
+                  'PacGAN Table 1', text)
+    # The curve's last interval: per-seed change of modes from step 30 to 40.
+    logs = results.load_logs(os.path.join(runs, 'pacgan_grid'), 'pack=1')
+    finals = json.load(open(os.path.join(runs, 'pacgan_grid', 'pack=1',
+                                         results.RESULTS)))['finals']
+    change = [f['modes'] - [r for r in log if r['step'] == 30][0]['modes']
+              for log, f in zip(logs, finals)]
+    c, cse = _mean_se(change)
+    self.assertIn(f'modes {c:+.2f} ± {cse:.2f} from step 30 to 40', text)
+    # (b): E1's table and the regime sentence; E2's who-learns line.
+    self.assertIn('| 0 | 80 ± 2 % | 0.010 ± 0.001 |', text)
+    self.assertIn('reached for G frozen at step 0 (80% of fakes)', text)
+    e2 = os.path.join(runs, 'saturation_e2_adam')
+    mm = json.load(open(os.path.join(e2, 'loss=minimax,d_steps=5',
+                                     results.RESULTS)))['finals']
+    ns = json.load(open(os.path.join(e2, 'loss=non_saturating,d_steps=5',
+                                     results.RESULTS)))['finals']
+    (a, sa), (b, sb) = (_mean_se([f['modes'] for f in x]) for x in (mm, ns))
+    self.assertIn(f'adam, 5 D steps: non-saturating − minimax = '
+                  f'{b - a:+.2f} ± {np.hypot(sa, sb):.2f} modes', text)
+    self.assertIn('Missing: E2 with sgd', text)
     self.assertNotIn('## (c)', text)
-    # (b): G's gradient norm over steps 1-10, 11-100 and 21-40 per seed, then
-    # mean ± sample std over seeds, from the logs directly.
-    logs = results.load_logs(os.path.join(runs, 'ring8_losses'),
-                             'loss=minimax')
-    cells = []
-    for lo, hi in ((0, 10), (10, 100), (20, 40)):
-      per_seed = [np.mean([r['g_grad_norm'] for r in log
-                           if lo < r['step'] <= hi]) for log in logs]
-      cells.append(f'{np.mean(per_seed):.3g} ± '
-                   f'{np.std(per_seed, ddof=1):.2g}')
-    self.assertIn('| ring8 | minimax | ' + ' | '.join(cells) + ' | ', text)
     written = sorted(os.listdir(os.path.join(out, 'results')))
-    self.assertEqual(written, sorted(
-        [f'{d}_{kind}.png' for d in ('ring8', 'grid25')
-         for kind in ('boxes', 'samples', 'curves')]
-        + ['saturation_curves.png']))
-    for name in written:
-      self.assertIn(f'](results/{name})', text)
-      with open(os.path.join(out, 'results', name), 'rb') as f:
-        self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+    self.assertEqual(written, ['grid25_pacgan_curves.png'])
+    self.assertIn('](results/grid25_pacgan_curves.png)', text)
+    with open(os.path.join(out, 'results', written[0]), 'rb') as f:
+      self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
 
   def test_protocol_states_the_image_architecture(self):
     config = Config(dataset='digits', model='dcgan', g_features=32,
@@ -127,8 +179,10 @@ class ReportTest(absltest.TestCase):
         timeout=300)
     self.assertEqual(proc.returncode, 2, proc.stderr)
     self.assertEqual(proc.stderr.strip().splitlines(), [
-        f'error: --sweeps={sweeps} lacks ring8_losses.cfg, ring8_wgan.cfg, '
-        'grid25_losses.cfg, grid25_wgan.cfg; point it at experiments/sweeps'])
+        f'error: --sweeps={sweeps} lacks pacgan_ring.cfg, '
+        'pacgan_ring_unrolled.cfg, pacgan_grid.cfg, pacgan_grid_unrolled.cfg, '
+        'pacgan_grid_losses.cfg, saturation_e2_adam.cfg, '
+        'saturation_e2_sgd.cfg; point it at experiments/sweeps'])
     self.assertFalse(os.path.exists(runs))
 
 
@@ -192,7 +246,7 @@ class FiguresTest(absltest.TestCase):
   def test_sweep_figures_are_written_whole(self):
     sweep_dir = write_sweep(
         os.path.join(self.create_tempdir().full_path, 'sweep'), 'ring8',
-        ['minimax', 'hinge'])
+        [{'loss': 'minimax'}, {'loss': 'hinge'}])
     written = figures.sweep_figures(sweep_dir)
     names = ['box_modes.png', 'box_hq_fraction.png', 'box_reverse_kl.png',
              'samples_loss=minimax.png', 'samples_loss=hinge.png',

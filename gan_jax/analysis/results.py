@@ -146,6 +146,29 @@ def mean_std(values: Sequence[Optional[float]]) -> tuple[float, float, int]:
   return float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else 0.0, len(x)
 
 
+def mean_se(values: Sequence[Optional[float]]) -> tuple[float, float, int]:
+  """(mean, standard error s / sqrt(n) with the sample std s (ddof = 1; 0 for
+  one value), n) over the finite values; (nan, nan, 0) if there are none.
+  The spread a reported mean carries (PacGAN's tables report it)."""
+  mean, std, n = mean_std(values)
+  return mean, (std / math.sqrt(n) if n else math.nan), n
+
+
+def difference(a: Sequence[Optional[float]], b: Sequence[Optional[float]]
+               ) -> tuple[float, float]:
+  """(mean(b) - mean(a), its Welch standard error sqrt(se_a^2 + se_b^2))."""
+  ma, sa, _ = mean_se(a)
+  mb, sb, _ = mean_se(b)
+  return mb - ma, math.sqrt(sa**2 + sb**2)
+
+
+def resolved(diff: float, se: float, z: float = 2.0) -> bool:
+  """Whether a difference is resolved by its standard error: |diff| > z se
+  (about a 95% interval that excludes 0). Orderings that are not resolved
+  are not rankings."""
+  return math.isfinite(diff) and math.isfinite(se) and abs(diff) > z * se
+
+
 def summarize(rows: Sequence[dict], metrics: Optional[Sequence[str]] = None
               ) -> list[dict]:
   """Per configuration: `config`, `seeds`, `diverged` (how many seeds) and
@@ -175,6 +198,11 @@ def summarize(rows: Sequence[dict], metrics: Optional[Sequence[str]] = None
       summary.sort(key=key)
       break
   return summary
+
+
+def format_mean_se(metric: str, values: Sequence[Optional[float]]) -> str:
+  """The values' 'mean ± standard error' as `format_mean_std` writes it."""
+  return format_mean_std(metric, mean_se(values))
 
 
 def format_mean_std(metric: str, stats: tuple[float, float, int]) -> str:

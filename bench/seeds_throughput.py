@@ -45,7 +45,7 @@ def sequential_rate(num_seeds: int, steps: int, repeats: int) -> float:
     _, step_fns, state = train.build(CONFIG.replace(seed=s))
     states.append(state)
   runner = loop.ChunkRunner(step_fns.train_step)
-  program = runner.compiled(states[0], steps)
+  program = lambda state: runner(state, steps)
   states = [program(s)[0] for s in states]  # warm-up
   jax.block_until_ready(states)
   best = float('inf')
@@ -71,7 +71,7 @@ def vmapped_rate(num_seeds: int, steps: int, repeats: int,
   state = layout.place(state)
   runner = loop.ChunkRunner(step_fns.train_step, layout.state_sharding,
                             layout.transform)
-  program = runner.compiled(state, steps)
+  program = lambda state: runner(state, steps)
   state, metrics = program(state)  # warm-up
   jax.block_until_ready(metrics)
   best = float('inf')

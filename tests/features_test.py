@@ -22,7 +22,8 @@ from gan_jax.metrics import reference
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _converter():
+def inception_converter():
+  """tools/convert_inception_weights.py, imported as a module."""
   spec = importlib.util.spec_from_file_location(
       'convert_inception_weights',
       os.path.join(_ROOT, 'tools', 'convert_inception_weights.py'))
@@ -268,7 +269,7 @@ class InceptionTest(absltest.TestCase):
       np.testing.assert_allclose(got[0, :, :, c], want, atol=1e-5)
 
   def test_conversion_round_trip(self):
-    conv = _converter()
+    conv = inception_converter()
     state = _torch_state_dict(np.random.default_rng(2))
     params = conv.convert_state_dict(state)
     flat = traverse_util.flatten_dict(params, sep='/')

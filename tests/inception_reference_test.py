@@ -39,7 +39,6 @@ outside them: with Mixed_5b's first two branches swapped pool3 moved by 15.7,
 with an antialiased resize by 2.3 (at 400x320, the one downsampled size).
 """
 
-import importlib.util
 import os
 import sys
 import unittest
@@ -52,8 +51,8 @@ import numpy as np
 
 from gan_jax.features import inception_v3
 from gan_jax.metrics import frechet
+from tests import features_test
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _INSTALL = ("pip install -e '.[dev,torch-reference]' (make test does this)")
 
 torch = None   # imported by the tests' setUpClass (`_require_torch`), not
@@ -114,15 +113,6 @@ def _import_pytorch_fid():
   from pytorch_fid import fid_score  # pylint: disable=g-import-not-at-top
   from pytorch_fid import inception  # pylint: disable=g-import-not-at-top
   return inception, fid_score
-
-
-def _converter():
-  spec = importlib.util.spec_from_file_location(
-      'convert_inception_weights',
-      os.path.join(_ROOT, 'tools', 'convert_inception_weights.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def _images(rng, n, shape, high_frequency):
@@ -234,7 +224,7 @@ class PytorchFidAgreementTest(absltest.TestCase):
       cls.torch_pool3_net = cls.pfi.InceptionV3(
           [cls.pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
       cls.torch_fc = cls.pfi.fid_inception_v3().eval().fc
-    params = _converter().convert_state_dict(
+    params = features_test.inception_converter().convert_state_dict(
         {k: v.numpy() for k, v in state.items()})
     params = jax.tree.map(jnp.asarray, params)
     # Not jitted: op by op, the 299x299 layers compile once for all sizes.

@@ -213,7 +213,7 @@ def format_mean_std(metric: str, stats: tuple[float, float, int]) -> str:
     return 'n/a'
   scale = SCALES.get(metric, 1.0)
   digits = 1 if scale != 1.0 else 2
-  if metric in ('reverse_kl', 'jsd', 'kid'):
+  if metric in ('reverse_kl', 'jsd', 'kid', 'd_fake_prob'):
     digits = 3
   return f'{scale * mean:.{digits}f} ± {scale * std:.{digits}f}'
 

@@ -114,7 +114,7 @@ def e2_lines(directories: dict[str, str]) -> list[str]:
       logs = results_lib.load_logs(directory, name)
       point = result['point']
       by_point[(point['d_steps'], point['loss'])] = (result['finals'], logs)
-    for d_steps in sorted({k[0] for k in by_point}):
+    for d_steps in sorted({k[0] for k in by_point}, key=int):
       for loss in ('minimax', 'non_saturating'):
         if (d_steps, loss) not in by_point:
           continue

@@ -115,9 +115,11 @@ def findings(rows: list[dict], sections, columns) -> list[str]:
           'loss (wasserstein, hinge near 0) unchanged' if
           section.label.startswith('instance') else '') +
                f'. Measured: {damped}/{len(kinds_here)} rows damped. ')
+      theorem = (' (Theorem 4.1\'s schemes)' if section.label.startswith('r1')
+                 else '')
       for column in ('simultaneous', 'alternating'):
         part = _select(sel, column=column)
-        text += (f'{column.capitalize()} steps (Theorem 4.1\'s schemes): '
+        text += (f'{column.capitalize()} steps{theorem}: '
                  f'{_counts(part)}; not converged: '
                  f'{_names(part, VERDICTS[1:])}. ')
     else:
@@ -132,7 +134,8 @@ def findings(rows: list[dict], sections, columns) -> list[str]:
   if clipped:
     out.append(
         '* **WGAN with a clipped critic** (psi in [-1, 1], no regulariser). '
-        'Predicted: no convergence (Sec. 3.1). Measured: '
+        'Predicted for simultaneous and alternating gradient descent: no '
+        'convergence (Sec. 3.1). Measured: '
         + '; '.join(f'{r["column"]} {_SYMBOL[r["verdict"]]} '
                     f'{r["distance"]:.2g}' for r in clipped) + '.')
   one, five = 'alternating', 'alternating, 5 D steps'

@@ -38,7 +38,7 @@ runs in training mode and which state it returns:
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -49,6 +49,8 @@ from gan_jax.losses import Loss
 Array = jax.Array
 Params = dict
 State = dict
+# output_penalty(real_out, fake_out, d_state) -> (penalty, d_state')
+OutputPenalty = Callable[[Array, Array, Any], tuple[Array, Any]]
 
 
 def apply_module(module: nn.Module, params: Params, state: Optional[State],
@@ -94,12 +96,15 @@ class Game:
 
   def _outputs(self, g_params: Params, d_params: Params, batch: Array,
                z: Array, g_state: Optional[State], d_state: Optional[State],
-               g_train: bool, d_train: bool, fake: Optional[Array] = None):
+               g_train: bool, d_train: bool, fake: Optional[Array] = None,
+               fake_transform: Optional[Callable[[Array], Array]] = None):
     if fake is None:
       fake, new_g_state = apply_module(self.generator, g_params, g_state, z,
                                        g_train)
     else:
       new_g_state = g_state
+    if fake_transform is not None:
+      fake = fake_transform(fake)
     both, new_d_state = apply_module(
         self.discriminator, d_params, d_state,
         jnp.concatenate([batch, fake], axis=0), d_train)
@@ -129,36 +134,51 @@ class Game:
   def d_objective(self, d_params: Params, g_params: Params, batch: Array,
                   z: Array, g_state: Optional[State] = None,
                   d_state: Optional[State] = None,
-                  fake: Optional[Array] = None
+                  fake: Optional[Array] = None,
+                  output_penalty: Optional[OutputPenalty] = None
                   ) -> tuple[Array, tuple[Array, Optional[State]]]:
     """D's loss (to minimise) as a function of D's parameters.
 
     Returns (d_loss, (V, d_state')), d_state' being D's state after this
     training-mode pass. `fake`, when given, is G(z) already computed (G's
     training-mode output), so a caller that needs it too computes it once.
+    `output_penalty(real_out, fake_out, d_state') -> (penalty, d_state'')`,
+    when given, is a term of D's outputs that joins its loss and may
+    advance D's state (LeCam regularisation, `gan_jax.lecam`); the result
+    is then (d_loss + penalty, (V, d_state'', penalty)).
     """
     real_out, fake_out, _, new_d_state = self._outputs(
         g_params, d_params, batch, z, g_state, d_state, True, True, fake)
-    return (self.loss.d_loss(real_out, fake_out),
-            (self.loss.value(real_out, fake_out), new_d_state))
+    d_loss = self.loss.d_loss(real_out, fake_out)
+    value = self.loss.value(real_out, fake_out)
+    if output_penalty is None:
+      return d_loss, (value, new_d_state)
+    penalty, new_d_state = output_penalty(real_out, fake_out, new_d_state)
+    return d_loss + penalty, (value, new_d_state, penalty)
 
   def g_objective(self, g_params: Params, d_params: Params, z: Array,
                   batch: Optional[Array] = None,
                   g_state: Optional[State] = None,
-                  d_state: Optional[State] = None
+                  d_state: Optional[State] = None,
+                  fake_transform: Optional[Callable[[Array], Array]] = None
                   ) -> tuple[Array, Optional[State]]:
     """G's loss (to minimise) as a function of G's parameters.
 
     Returns (g_loss, g_state'). D is only evaluated on the real batch when the
-    loss compares real and fake outputs (`loss.g_needs_real`).
+    loss compares real and fake outputs (`loss.g_needs_real`). D sees
+    `fake_transform(G(z))` when it is given (a differentiable augmentation,
+    `gan_jax.augment`).
     """
     if self.loss.g_needs_real:
       if batch is None:
         raise ValueError(f'loss {self.loss.name} needs a real batch in g_step')
       real_out, fake_out, new_g_state, _ = self._outputs(
-          g_params, d_params, batch, z, g_state, d_state, True, False)
+          g_params, d_params, batch, z, g_state, d_state, True, False,
+          fake_transform=fake_transform)
     else:
       fake, new_g_state = apply_module(self.generator, g_params, g_state, z,
                                        True)
+      if fake_transform is not None:
+        fake = fake_transform(fake)
       real_out, fake_out = None, self.discriminate(d_params, fake, d_state)
     return self.loss.g_loss(fake_out, real_out), new_g_state

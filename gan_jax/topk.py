@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable, Union
 
 import jax
 import jax.numpy as jnp
@@ -70,8 +71,10 @@ def mask(outputs: Array, k: Array) -> Array:
   return (ranks < k).astype(outputs.dtype)
 
 
-def topk_loss(loss: Loss, k: Array) -> Loss:
-  """`loss` with G's objective averaged over the k fakes D rates highest."""
+def topk_loss(loss: Loss, k: Union[int, Array, Callable[[int], Array]]
+              ) -> Loss:
+  """`loss` with G's objective averaged over the k fakes D rates highest;
+  `k` may be a function of the number of D's outputs on the fakes."""
   if loss.g_needs_real:
     raise ValueError(f'top-k G updates need a loss whose G objective is a '
                      f'mean over samples; {loss.name} compares them with '
@@ -79,8 +82,9 @@ def topk_loss(loss: Loss, k: Array) -> Loss:
 
   def g_loss(fake_out, real_out=None):
     del real_out
+    n = k(fake_out.shape[0]) if callable(k) else k
     per_sample = jax.vmap(lambda f: loss.g_loss(f[None], None))(fake_out)
-    m = jax.lax.stop_gradient(mask(fake_out, k))
-    return jnp.sum(m * per_sample) / jnp.asarray(k, per_sample.dtype)
+    m = jax.lax.stop_gradient(mask(fake_out, n))
+    return jnp.sum(m * per_sample) / jnp.asarray(n, per_sample.dtype)
 
   return dataclasses.replace(loss, g_loss=g_loss)

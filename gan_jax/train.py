@@ -85,7 +85,11 @@ def build_steps(config: Config, adam=steps_lib.adam, data=None):
       consensus_weight=config.consensus_weight,
       reg=regularizers.get_or_none(config.reg),
       reg_weight=config.reg_weight, reg_every=config.reg_every,
-      g_ema_decay=config.g_ema_decay)
+      g_ema_decay=config.g_ema_decay, augment=config.augment,
+      lecam_weight=config.lecam_weight, lecam_decay=config.lecam_decay,
+      topk=config.topk, topk_gamma=config.topk_gamma,
+      topk_every=config.topk_every,
+      topk_min_fraction=config.topk_min_fraction)
   return data, steps
 
 
@@ -93,7 +97,8 @@ def init(config: Config, data, steps: Steps, key: jax.Array) -> GANState:
   """The initial state of the configured game from `key` (pure: jit- and
   vmap-safe)."""
   return init_state(steps.game, steps.g_opt, steps.d_opt, key, config.z_dim,
-                    data.shape, g_ema=config.g_ema_decay > 0)
+                    data.shape, g_ema=config.g_ema_decay > 0,
+                    lecam=config.lecam_weight > 0)
 
 
 def build(config: Config):

@@ -35,8 +35,8 @@ Example, a scheme in which only G moves (then valid as `--update=g_only`):
     @updates.register('g_only')
     def g_only(steps, state, draw):
       '''One G step per training step; D stays where it started.'''
-      batch, z, _ = draw(0, real=steps.game.loss.g_needs_real)
-      return steps.g_step(state, z, batch)
+      batch, z, key = draw(0, real=steps.game.loss.g_needs_real)
+      return steps.g_step(state, z, batch, key)
 """
 
 from __future__ import annotations
@@ -169,8 +169,8 @@ def alternating(steps: Steps, state: GANState, draw: Draw
   for i in range(steps.d_steps):
     batch, z, key = draw(i)
     state, d_metrics = steps.d_step(state, batch, z, key)
-  batch, z, _ = draw(steps.d_steps, real=steps.game.loss.g_needs_real)
-  state, g_metrics = steps.g_step(state, z, batch)
+  batch, z, key = draw(steps.d_steps, real=steps.game.loss.g_needs_real)
+  state, g_metrics = steps.g_step(state, z, batch, key)
   return state, {**d_metrics, **g_metrics}
 
 

@@ -22,7 +22,8 @@ A scheme is a pure function `step(steps, state, draw) -> (state, metrics)` of
 the game's `gan_jax.steps.Steps`, the `GANState` and `draw`, the step's source
 of randomness and real data: `draw(i, real=True) -> (batch, z, key)` gives
 update i of the step its real batch (None when `real` is False), its latents
-and the key of its gradient penalty, all derived from
+and the key of its gradient penalty (which also seeds the augmentation of
+D's images, `--augment`), all derived from
 `fold_in(fold_in(state.rng, state.step), i)`. The scheme leaves `state.step`
 alone; `Steps.train_step` counts it. A scheme that needs its own optimizer
 transformation declares it (`optimizer`); callers build each player's

@@ -36,6 +36,7 @@ from absl import flags
 from gan_jax import augment as augment_lib
 from gan_jax import config_fields as cf
 from gan_jax import data as data_lib
+from gan_jax.data import toy
 from gan_jax import losses as losses_lib
 from gan_jax import models as models_lib
 from gan_jax.config_fields import ConfigError
@@ -43,6 +44,7 @@ from gan_jax.models import precision
 from gan_jax import lecam as lecam_lib
 from gan_jax import regularizers
 from gan_jax import schedules
+from gan_jax import steps as steps_lib
 from gan_jax import topk as topk_lib
 from gan_jax import updates as updates_lib
 
@@ -83,6 +85,15 @@ class Config:
   dataset: str = cf.field('ring8', 'Data set: {choices} (a directory of '
                           'images, subfolders as classes).',
                           choices=data_lib.choices)
+  toy_layout: str = cf.field(
+      toy.DEFAULT_LAYOUT, 'Mode layout of ring8 and grid25: {choices} ('
+      + toy.layout_summary() + ').', choices=lambda: list(toy.LAYOUTS))
+  toy_scale: float = cf.field(
+      0.0, "Ring radius (ring8) or grid spacing (grid25); 0 = the "
+      "--toy_layout preset's.", check=cf.NON_NEGATIVE)
+  toy_std: float = cf.field(
+      0.0, "Standard deviation of each mode of ring8 and grid25; 0 = the "
+      "--toy_layout preset's.", check=cf.NON_NEGATIVE)
   loss: str = cf.field('non_saturating', 'Loss: {choices}.',
                        choices=losses_lib.names)
   model: str = cf.field('mlp', 'Model: {choices}.', choices=models_lib.names)
@@ -100,14 +111,20 @@ class Config:
   d_steps: int = cf.field(
       1, 'D updates per G update (G held fixed during them).',
       check=cf.POSITIVE)
-  g_lr: float = cf.field(1e-4, 'Generator Adam learning rate.',
+  g_lr: float = cf.field(1e-4, 'Generator learning rate.',
                          check=cf.POSITIVE)
-  d_lr: float = cf.field(1e-4, 'Discriminator Adam learning rate.',
+  d_lr: float = cf.field(1e-4, 'Discriminator learning rate.',
                          check=cf.POSITIVE)
   beta1: float = cf.field(0.5, 'Adam beta1 for both players.',
                           check=cf.IN_UNIT_RANGE)
   beta2: float = cf.field(0.999, 'Adam beta2 for both players.',
                           check=cf.IN_UNIT_RANGE)
+  optimizer: str = cf.field(
+      'adam', "Both players' optimizer: {choices} (sgd: heavy-ball "
+      'momentum --momentum).', choices=lambda: list(steps_lib.OPTIMIZERS))
+  momentum: float = cf.field(
+      0.0, 'SGD momentum mu of --optimizer=sgd for both players (v <- g + '
+      'mu v, x <- x - lr v); 0 = plain SGD.', check=cf.IN_UNIT_RANGE)
   d_weight_clip: float = cf.field(
       0.0, 'Clip D weights to [-c, c] after each D step (WGAN); 0 = off.',
       check=cf.Check(lambda v: v >= 0,
@@ -117,6 +134,15 @@ class Config:
       '--num_steps: {choices}.', choices=lambda: list(schedules.NAMES))
   update: str = cf.field('alternating', 'Update scheme: {choices}.',
                          choices=updates_lib.names)
+  pack: int = cf.field(
+      1, 'PacGAN packing degree m: D judges m samples concatenated into one '
+      'input (m real, or m fakes from independent z); --batch_size counts '
+      'packed inputs, so each player draws batch_size x m samples. 1 = off.',
+      check=cf.AT_LEAST_ONE)
+  unroll_steps: int = cf.field(
+      0, "Unrolled GAN: G descends its loss at D after k more of D's "
+      'optimizer updates, differentiated through them (--update=alternating '
+      'or simultaneous); 0 = off.', check=cf.NON_NEGATIVE)
   consensus_weight: float = cf.field(
       10.0, 'gamma of --update=consensus: both players add gamma/2 '
       '||joint gradient||^2.', check=cf.POSITIVE)
@@ -174,7 +200,16 @@ class Config:
   d_features: int = cf.field(
       0, "Discriminator width of image models; 0 = the model's default.",
       check=_FEATURE_WIDTH)
-  g_batch_norm: bool = cf.field(False, 'Batch norm in the DCGAN generator.')
+  g_batch_norm: bool = cf.field(
+      False, "Batch norm in the generator's hidden layers (dcgan, mlp).")
+  d_maxout: int = cf.field(
+      0, 'Maxout pieces K of every hidden D layer of mlp: Dense(width K) '
+      'then the max over K pieces; 0 or 1 = ReLU layers.',
+      check=cf.NON_NEGATIVE)
+  init_std: float = cf.field(
+      0.0, 'mlp: every Dense kernel of both players drawn from N(0, s^2), '
+      "biases 0; 0 = the model's default initialisation.",
+      check=cf.NON_NEGATIVE)
   d_spectral_norm: bool = cf.field(
       False, 'Spectral norm on every discriminator layer (dcgan, mlp; '
       'sngan_resnet always has it).')
@@ -314,6 +349,7 @@ def validate(config: Config) -> Config:
     raise ConfigError(f'--d_steps={config.d_steps} needs --update='
                       f'{" or ".join(honouring)} (--update={config.update} '
                       'moves both players once per step)')
+  _check_unrolling(config)
   _check_images(config)
   if config.reg != 'none' and config.reg_weight == 0:
     raise ConfigError(f'--reg={config.reg} needs a positive --reg_weight')
@@ -322,6 +358,14 @@ def validate(config: Config) -> Config:
   _check_evaluation(config)
   _check_workdir(config.workdir)
   return config
+
+
+def _check_unrolling(config: Config) -> None:
+  unrolling = [n for n in updates_lib.names() if updates_lib.get(n).unrolls]
+  if config.unroll_steps and config.update not in unrolling:
+    raise ConfigError(f'--unroll_steps={config.unroll_steps} needs --update='
+                      f'{" or ".join(unrolling)} (--update={config.update} '
+                      'has no unrolled G step)')
 
 
 def _check_images(config: Config) -> None:
@@ -340,11 +384,27 @@ def _check_images(config: Config) -> None:
         f'(samples of shape {dataset.shape}); valid models for it: '
         f'{", ".join(models_lib.fitting(dataset.shape))}')
   # Model-specific switches: each model declares the ones it reads.
-  for option in ('g_batch_norm', 'd_spectral_norm'):
+  for option in models_lib.OPTIONS:
     accepting = models_lib.accepting(option)
-    if getattr(config, option) and config.model not in accepting:
+    if (models_lib.option_is_set(option, getattr(config, option))
+        and config.model not in accepting):
       raise ConfigError(f'--{option} applies to --model={" or ".join(accepting)}'
                         f' (--model={config.model} has no such option)')
+  _check_toy_layout(config)
+  if config.momentum and config.optimizer != 'sgd':
+    raise ConfigError(f'--momentum={config.momentum} applies to '
+                      f'--optimizer=sgd (--optimizer={config.optimizer})')
+
+
+def _check_toy_layout(config: Config) -> None:
+  set_flags = [f'--{name}={getattr(config, name)}'
+               for name, default in (('toy_layout', toy.DEFAULT_LAYOUT),
+                                     ('toy_scale', 0.0), ('toy_std', 0.0))
+               if getattr(config, name) != default]
+  if set_flags and config.dataset not in toy.LAID_OUT:
+    raise ConfigError(f'{" ".join(set_flags)} applies to --dataset='
+                      f'{" or ".join(toy.LAID_OUT)} (--dataset='
+                      f'{config.dataset} has no such layout)')
 
 
 def _check_data_efficient(config: Config) -> None:

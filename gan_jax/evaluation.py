@@ -67,7 +67,8 @@ class Evaluator:
                weights_path: Optional[str] = None,
                cache_dir: Optional[str] = None,
                kid_subsets: int = KID_SUBSETS,
-               kid_subset_size: int = KID_SUBSET_SIZE):
+               kid_subset_size: int = KID_SUBSET_SIZE,
+               config: Optional[Config] = None):
     from gan_jax import features  # pylint: disable=g-import-not-at-top
     from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
     self.metrics = check_metrics(metrics)
@@ -84,7 +85,7 @@ class Evaluator:
       self.extractor = features.get(name, weights_path)
       start = time.perf_counter()
       self.reference = reference.statistics(dataset, split, self.extractor,
-                                            cache_dir)
+                                            cache_dir, config)
     except (features.FeatureError, reference.ReferenceError) as e:
       raise EvaluationError(str(e)) from None
     self.reference_seconds = time.perf_counter() - start
@@ -170,7 +171,7 @@ def evaluate_samples(config: Config, samples: np.ndarray, **kwargs) -> dict:
   `Config.load(workdir)`.
   """
   kwargs.setdefault('metrics', config.eval_metrics or DEFAULT_METRICS)
-  return Evaluator(config.dataset, **kwargs)(samples)
+  return Evaluator(config.dataset, config=config, **kwargs)(samples)
 
 
 def make_in_training_evaluator(
@@ -184,7 +185,7 @@ def make_in_training_evaluator(
   if not config.eval_every:
     return None
   kwargs.setdefault('metrics', config.eval_metrics or DEFAULT_METRICS)
-  evaluator = Evaluator(config.dataset, **kwargs)
+  evaluator = Evaluator(config.dataset, config=config, **kwargs)
 
   def evaluate(step: int, samples: np.ndarray) -> dict:
     return {'step': int(step), 'eval': True, **evaluator(samples)}

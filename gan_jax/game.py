@@ -75,7 +75,8 @@ class Game:
   Attributes:
     generator: Linen module, `G(z_BxZ, train) -> x_Bx...`.
     discriminator: Linen module, `D(x_Bx..., train) -> out_B` (logits or
-      critic values).
+      critic values), or D wrapped to judge packs of samples
+      (`gan_jax.packing`: B m samples in, B outputs).
     loss: the `Loss` giving V and the two players' objectives.
   """
 
@@ -108,7 +109,9 @@ class Game:
     both, new_d_state = apply_module(
         self.discriminator, d_params, d_state,
         jnp.concatenate([batch, fake], axis=0), d_train)
-    n = batch.shape[0]
+    # D's outputs on the real rows come first; a packed D (gan_jax.packing)
+    # gives one output per pack of samples, so count outputs, not samples.
+    n = both.shape[0] * batch.shape[0] // (batch.shape[0] + fake.shape[0])
     return both[:n], both[n:], new_g_state, new_d_state
 
   def outputs(self, g_params: Params, d_params: Params, batch: Array,
@@ -169,6 +172,19 @@ class Game:
     `fake_transform(G(z))` when it is given (a differentiable augmentation,
     `gan_jax.augment`).
     """
+    g_loss, (new_g_state, _) = self.g_objective_and_outputs(
+        g_params, d_params, z, batch, g_state, d_state, fake_transform)
+    return g_loss, new_g_state
+
+  def g_objective_and_outputs(self, g_params: Params, d_params: Params,
+                              z: Array, batch: Optional[Array] = None,
+                              g_state: Optional[State] = None,
+                              d_state: Optional[State] = None,
+                              fake_transform: Optional[
+                                  Callable[[Array], Array]] = None
+                              ) -> tuple[Array, tuple[Optional[State], Array]]:
+    """`g_objective` whose aux also holds D's raw outputs on G(z):
+    (g_loss, (g_state', fake_out)), for metrics read off G's own pass."""
     if self.loss.g_needs_real:
       if batch is None:
         raise ValueError(f'loss {self.loss.name} needs a real batch in g_step')
@@ -181,4 +197,4 @@ class Game:
       if fake_transform is not None:
         fake = fake_transform(fake)
       real_out, fake_out = None, self.discriminate(d_params, fake, d_state)
-    return self.loss.g_loss(fake_out, real_out), new_g_state
+    return self.loss.g_loss(fake_out, real_out), (new_g_state, fake_out)

@@ -57,6 +57,9 @@ class Loss:
     g_needs_real: whether `g_loss` reads `real_out` (G's step then evaluates
       D on a real batch as well).
     doc: one line for listings.
+    probabilistic: whether D's raw output is the logit of a probability
+      D(x) = sigmoid(out) that x is real, against which G's samples can
+      saturate; G's step then logs `saturation_metrics`.
   """
 
   name: str
@@ -65,12 +68,40 @@ class Loss:
   g_loss: Callable[[Array, Optional[Array]], Array]
   g_needs_real: bool = False
   doc: str = ''
+  probabilistic: bool = False
 
 
 _REGISTRY: registry.Registry[Loss] = registry.Registry('loss', plural='losses')
 # register(loss) adds a Loss under loss.name; names() lists them, sorted;
 # get(name) returns one, or a KeyError listing the valid names.
 register, names, get = _REGISTRY.register, _REGISTRY.names, _REGISTRY.get
+
+
+# D(G(z)) below this counts as saturated: D rejects the sample with
+# confidence 1 - 1e-3, where the saturating G loss's gradient with respect
+# to the logit, -D(G(z)) / n, has all but vanished.
+SATURATION_THRESHOLD = 1e-3
+SATURATION_METRICS = ('d_fake_prob', 'd_fake_saturated_frac')
+
+
+def saturation_metrics(fake_logit: Array) -> dict[str, Array]:
+  """How confidently D rejects G's samples, for probabilistic losses.
+
+  With D(G(z)) = sigmoid(logit) over the batch of fakes (of packs, under
+  PacGAN):
+
+      d_fake_prob           = mean D(G(z)),
+      d_fake_saturated_frac = fraction of fakes with D(G(z)) < 1e-3
+                              (`SATURATION_THRESHOLD`).
+
+  Near 0 both mean D wins: the saturating (minimax) G loss
+  E log(1 - D(G(z))) then has gradient -D(G(z)) / n with respect to each
+  fake logit, which vanishes (Goodfellow et al. 2014, Sec. 3).
+  """
+  prob = jax.nn.sigmoid(fake_logit.astype(jnp.float32))
+  return {'d_fake_prob': jnp.mean(prob),
+          'd_fake_saturated_frac': jnp.mean(
+              (prob < SATURATION_THRESHOLD).astype(jnp.float32))}
 
 
 def log_sigmoid(logit: Array) -> Array:
@@ -125,7 +156,8 @@ def _non_saturating_g_loss(fake_logit: Array,
 def _bernoulli_game(name: str, g_loss, doc: str) -> Loss:
   """D plays the article's Bernoulli likelihood; only G's loss differs."""
   return register(Loss(name=name, value=_bernoulli_value,
-                       d_loss=_bernoulli_d_loss, g_loss=g_loss, doc=doc))
+                       d_loss=_bernoulli_d_loss, g_loss=g_loss, doc=doc,
+                       probabilistic=True))
 
 
 MINIMAX = _bernoulli_game(
@@ -275,12 +307,16 @@ F_DIVERGENCES: dict[str, FDivergence] = {
 
 
 def _register_fgan(div: FDivergence) -> Loss:
+  # For the Jensen-Shannon divergence g_f(v) = log 2 + log sigmoid(v): v is
+  # the logit of the GAN discriminator D = sigmoid(v), and F = V + log 4
+  # (Nowozin et al. 2016, Sec. 2.4), so its D is a probability too.
   return register(Loss(
       name=f'fgan_{div.name}',
       value=div.value,
       d_loss=lambda r, f: -div.value(r, f),
       g_loss=div.g_loss,
-      doc=f'f-GAN, {div.doc}; G minimises -E g_f(v(G(z)))'))
+      doc=f'f-GAN, {div.doc}; G minimises -E g_f(v(G(z)))',
+      probabilistic=div.name == 'js'))
 
 
 FGAN_KL, FGAN_REVERSE_KL, FGAN_JS, FGAN_PEARSON, FGAN_HELLINGER = (

@@ -8,11 +8,12 @@ function of it, so M independent runs are one run of
 over a state whose every leaf has a leading member axis. Each member m has
 its own key `PRNGKey(seed_m)`, hence its own initialisation, batches and
 latents (all drawn from `fold_in(rng_m, step)`), and its own optimizer
-hyperparameters: the players' Adam is wrapped by `optax.inject_hyperparams`,
-so `learning_rate`, `b1` and `b2` live in the optimizer state as arrays
-instead of Python constants baked into the program. Members may therefore
-differ in `g_lr`, `d_lr`, `beta1`, `beta2` and `seed`; everything else (loss,
-`d_steps`, update scheme, widths, batch size, step count) fixes the program's
+hyperparameters: the players' optimizers are wrapped by
+`optax.inject_hyperparams`, so `learning_rate` (and Adam's `b1` and `b2`)
+live in the optimizer state as arrays instead of Python constants baked into
+the program. Members may therefore differ in `g_lr`, `d_lr`, `beta1`,
+`beta2` and `seed`; everything else (loss, `d_steps`, update scheme,
+optimizer and momentum, widths, batch size, step count) fixes the program's
 shape or control flow and must agree (`static_key`).
 
 Under vmap each member computes exactly what it would alone: the same
@@ -59,7 +60,6 @@ from typing import Any, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import flags
 from flax import serialization
 
@@ -129,17 +129,13 @@ def check(config: Config, num_seeds: int) -> None:
         f'--num_seeds={num_seeds} needs a new --workdir')
 
 
-def _adam(lr, b1, b2) -> optax.GradientTransformation:
-  return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=b1, b2=b2)
-
-
 def build(configs: Sequence[Config]):
   """Data, `Steps` and the stacked initial state of members `configs`.
 
   Returns `(data, steps, state)` where every leaf of `state` has a leading
   axis of len(configs). The static pieces come from
-  `gan_jax.train.build_steps` of the first config, with each player's Adam
-  in its hyperparameter-injected form (same arithmetic, hyperparameters read
+  `gan_jax.train.build_steps` of the first config, with each player's
+  optimizer in its hyperparameter-injected form (same arithmetic, hyperparameters read
   from the optimizer state), so each member starts from its own values.
   """
   from gan_jax import train  # pylint: disable=g-import-not-at-top
@@ -152,13 +148,14 @@ def build(configs: Sequence[Config]):
       raise ValueError(f'members differ in {", ".join(diff)}; only '
                        f'{", ".join(MEMBER_FIELDS)} may differ within one '
                        'program')
-  data, steps = train.build_steps(first, adam=_adam)
+  data, steps = train.build_steps(first, injected=True)
 
   def init_one(key, g_lr, d_lr, b1, b2):
+    opt = lambda lr, player='g': train.player_optimizer(
+        first, lr, b1, b2, injected=True, player=player)
     member = dataclasses.replace(
-        steps, g_opt=schedules.player_optimizer(first, _adam(g_lr, b1, b2),
-                                                'g'),
-        d_opt=schedules.player_optimizer(first, _adam(d_lr, b1, b2), 'd'))
+        steps, g_opt=schedules.player_optimizer(first, opt(g_lr), 'g'),
+        d_opt=schedules.player_optimizer(first, opt(d_lr, 'd'), 'd'))
     return train.init(first, data, member, key)
 
   column = lambda name: jnp.asarray([getattr(c, name) for c in configs],

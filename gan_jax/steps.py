@@ -62,10 +62,12 @@ import optax
 
 from gan_jax import augment as augment_lib
 from gan_jax import lecam as lecam_lib
+from gan_jax import losses
+from gan_jax import packing
 from gan_jax import regularizers
 from gan_jax import topk as topk_lib
 from gan_jax import updates
-from gan_jax.game import Game
+from gan_jax.game import Game, apply_module
 from gan_jax.state import GANState
 from gan_jax.updates import scheme_optimizer  # pylint: disable=unused-import  # re-exported
 
@@ -86,10 +88,52 @@ def __getattr__(name: str):
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
-def adam(learning_rate: float, beta1: float, beta2: float
+OPTIMIZERS = ('adam', 'sgd')
+
+
+def adam(learning_rate: float, beta1: float, beta2: float, **options: float
          ) -> optax.GradientTransformation:
-  """One player's optimizer: Adam with its own learning rate."""
-  return optax.adam(learning_rate, b1=beta1, b2=beta2)
+  """One player's optimizer: Adam with its own learning rate (`options`:
+  more of `optax.adam`'s arguments, e.g. `unrolled.d_adam_options`)."""
+  return optax.adam(learning_rate, b1=beta1, b2=beta2, **options)
+
+
+def unrolling_schemes() -> list[str]:
+  """The update schemes that take `unroll_steps` > 0."""
+  return [n for n in updates.names() if updates.get(n).unrolls]
+
+
+def player_optimizer(kind: str, learning_rate: Any, beta1: Any, beta2: Any,
+                     momentum: float = 0.0, injected: bool = False,
+                     **adam_options: float) -> optax.GradientTransformation:
+  """One player's optimizer before the update scheme's wrapper.
+
+  * `adam` (Kingma & Ba 2015): `optax.adam(learning_rate, b1=beta1,
+    b2=beta2)`.
+  * `sgd`: SGD with heavy-ball momentum mu = `momentum` (Polyak 1964), as
+    optax writes it: v_t = g_t + mu v_{t-1} (v_0 = g_0), x_{t+1} = x_t -
+    lr v_t; plain SGD x_{t+1} = x_t - lr g_t when mu is 0. `beta1` and
+    `beta2` are unused.
+
+  With `injected`, the learning rate (and Adam's betas) live in the
+  optimizer state (`optax.inject_hyperparams`), so they may be traced
+  arrays, one per vmapped member (`gan_jax.seeds`); the arithmetic is the
+  same. `adam_options` are more of `optax.adam`'s arguments
+  (`unrolled.d_adam_options`); SGD has no square root and takes none.
+  """
+  if kind == 'adam':
+    if not injected:
+      return adam(learning_rate, beta1, beta2, **adam_options)
+    return optax.inject_hyperparams(optax.adam)(
+        learning_rate=learning_rate, b1=beta1, b2=beta2, **adam_options)
+  if kind == 'sgd':
+    mu = float(momentum) or None  # None: no momentum trace in the state
+    if not injected:
+      return optax.sgd(learning_rate, momentum=mu)
+    return optax.inject_hyperparams(optax.sgd, static_args=('momentum',))(
+        learning_rate=learning_rate, momentum=mu)
+  raise ValueError(f'unknown optimizer {kind!r}; valid: '
+                   f'{", ".join(OPTIMIZERS)}')
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -101,7 +145,9 @@ class Steps:
     g_opt, d_opt: the players' optax transformations, built with
       `scheme_optimizer(update, opt)`.
     sample_data: `sample_data(key, n) -> batch`, pure, runs on the device.
-    batch_size: samples per batch for both players.
+    batch_size: D's inputs per batch for both players: samples, or packs of
+      m samples when D is packed (`gan_jax.packing`), when each batch holds
+      batch_size * m samples.
     z_dim: latent dimension; z ~ N(0, I).
     d_steps: D updates per G update (schemes that use it: `alternating`).
     d_weight_clip: if > 0, D's parameters are clipped to [-c, c] after each D
@@ -112,6 +158,9 @@ class Steps:
       by `reg_weight`, applied lazily every `reg_every` training steps; it is
       part of D's objective in every scheme and in the joint field.
     g_ema_decay: beta of G's parameter EMA; 0 keeps no average.
+    unroll_steps: k of the unrolled GAN (`gan_jax.unrolled`): G descends its
+      loss at D after k more D updates, differentiated through them; 0 is
+      the plain game. Schemes that support it: `unrolling_schemes()`.
     batch_sharding: if given, every batch the step samples (real data and
       latents) is constrained to it (`gan_jax.parallel.shard_batches`).
     augment: DiffAugment policy (names of `gan_jax.augment.POLICIES`) for
@@ -138,6 +187,7 @@ class Steps:
   reg_weight: float = 0.0
   reg_every: int = 1
   g_ema_decay: float = 0.0
+  unroll_steps: int = 0
   batch_sharding: Optional[jax.sharding.Sharding] = None
   augment: tuple[str, ...] = ()
   lecam_weight: float = 0.0
@@ -157,6 +207,15 @@ class Steps:
       raise ValueError(f'd_steps={self.d_steps} needs update='
                        f'{"|".join(valid)}; {self.update} takes one D step '
                        'per training step')
+    if self.unroll_steps and not scheme.unrolls:
+      raise ValueError(f'unroll_steps={self.unroll_steps} needs update='
+                       f'{"|".join(unrolling_schemes())}; {self.update} '
+                       'has no unrolled G step')
+
+  @property
+  def pack(self) -> int:
+    """Samples per D input: m of a packed D (`gan_jax.packing`), else 1."""
+    return packing.degree(self.game.discriminator)
 
   # --------------------------------------------------------------------------
   # Sampling.
@@ -168,14 +227,15 @@ class Steps:
     return jax.lax.with_sharding_constraint(x, self.batch_sharding)
 
   def sample_batch(self, key: Array) -> Array:
-    """A batch of `batch_size` real samples, split as `batch_sharding`."""
-    return self._constrain(self.sample_data(key, self.batch_size))
+    """A batch of `batch_size` * `pack` real samples, split as
+    `batch_sharding`."""
+    return self._constrain(self.sample_data(key, self.batch_size * self.pack))
 
   def sample_z(self, key: Array) -> Array:
-    """A batch of latents z ~ N(0, I), shape (batch_size, z_dim), split as
-    `batch_sharding`."""
-    return self._constrain(
-        jax.random.normal(key, (self.batch_size, self.z_dim), jnp.float32))
+    """A batch of latents z ~ N(0, I), shape (batch_size * pack, z_dim),
+    split as `batch_sharding`."""
+    return self._constrain(jax.random.normal(
+        key, (self.batch_size * self.pack, self.z_dim), jnp.float32))
 
   def _augment(self, key: Array, images: Array, which: int) -> Array:
     """DiffAugment of real (`which` 0) or fake (1) images from the update's
@@ -221,8 +281,11 @@ class Steps:
       return d_loss, (metrics, new_d_state)
     penalty = jnp.zeros((), d_loss.dtype)  # a step that skips a lazy penalty
     if fake is not None:
-      d_apply = lambda p, x: self.game.discriminate(p, x, d_state)
-      penalty = reg_weight * self.reg(d_apply, d_params, batch, fake, key)
+      # On the inputs D judges: packs of samples under PacGAN.
+      judge, pack = packing.penalty_view(self.game.discriminator)
+      d_apply = lambda p, x: apply_module(judge, p, d_state, x, False)[0]
+      penalty = reg_weight * self.reg(d_apply, d_params, pack(batch),
+                                      pack(fake), key)
     metrics['d_penalty'] = penalty
     return d_loss + penalty, (metrics, new_d_state)
 
@@ -265,8 +328,24 @@ class Steps:
                         step: Optional[Array] = None
                         ) -> tuple[Any, Metrics, Any]:
     """grad_G of G's objective, its metrics and G's new state; D is a
-    constant. `key` (the update's penalty key) feeds the augmentation and
-    `step` the top-k schedule, each required with its option."""
+    constant. For a probabilistic loss the metrics add how confidently D
+    rejects G's samples (`losses.saturation_metrics`), from the same pass.
+    `key` and `step` as in `g_objective_and_outputs`."""
+    (g_loss, (new_g_state, fake_out)), grads = jax.value_and_grad(
+        self.g_objective_and_outputs, has_aux=True)(
+            g_params, d_params, z, batch, g_state, d_state, key, step)
+    return grads, self.g_metrics(g_loss, fake_out), new_g_state
+
+  def g_objective_and_outputs(self, g_params: Any, d_params: Any, z: Array,
+                              batch: Optional[Array] = None,
+                              g_state: Any = None, d_state: Any = None,
+                              key: Optional[Array] = None,
+                              step: Optional[Array] = None):
+    """G's objective as the steps differentiate it: the game's
+    `g_objective_and_outputs`, over the top k fakes (`topk`) and with D's
+    images augmented (`augment`). `key` (the update's penalty key) feeds
+    the augmentation and `step` the top-k schedule, each required with its
+    option. Returns (g_loss, (g_state', D's outputs on G's samples))."""
     game, extra = self.game, {}
     if self.topk:
       if step is None:
@@ -278,12 +357,18 @@ class Steps:
       if key is None:
         raise ValueError('augmenting D\'s images needs a PRNG key')
       extra['fake_transform'] = lambda x: self._augment(key, x, _FAKE)
-      if batch is not None:
+      if batch is not None and game.loss.g_needs_real:
         batch = self._augment(key, batch, _REAL)
-    (g_loss, new_g_state), grads = jax.value_and_grad(
-        game.g_objective, has_aux=True)(g_params, d_params, z, batch,
+    return game.g_objective_and_outputs(g_params, d_params, z, batch,
                                         g_state, d_state, **extra)
-    return grads, {'g_loss': g_loss}, new_g_state
+
+  def g_metrics(self, g_loss: Array, fake_out: Array) -> Metrics:
+    """G's loss, and `losses.saturation_metrics` of D's outputs on G's
+    samples when the loss is probabilistic."""
+    metrics = {'g_loss': g_loss}
+    if self.game.loss.probabilistic:
+      metrics.update(losses.saturation_metrics(fake_out))
+    return metrics
 
   def joint_grads_and_state(self, g_params: Any, d_params: Any, batch: Array,
                             z: Array, g_state: Any = None,
@@ -337,14 +422,21 @@ class Steps:
             lambda e, p: beta * e + (1.0 - beta) * p, state.g_ema,
             state.g_params))
     if d_grads is not None:
-      u, d_opt_state = self.d_opt.update(d_grads, state.d_opt_state,
-                                                state.d_params)
-      d_params = optax.apply_updates(state.d_params, u)
-      if self.d_weight_clip > 0:
-        c = self.d_weight_clip
-        d_params = jax.tree.map(lambda p: jnp.clip(p, -c, c), d_params)
+      d_params, d_opt_state = self.d_update(state.d_params,
+                                            state.d_opt_state, d_grads)
       state = state.replace(d_params=d_params, d_opt_state=d_opt_state)
     return state
+
+  def d_update(self, d_params: Any, d_opt_state: Any, d_grads: Any
+               ) -> tuple[Any, Any]:
+    """One optimizer update of D alone, pure: psi <- psi + u(grads; s),
+    then clipped to [-c, c] under weight clipping; (psi', s')."""
+    u, d_opt_state = self.d_opt.update(d_grads, d_opt_state, d_params)
+    d_params = optax.apply_updates(d_params, u)
+    if self.d_weight_clip > 0:
+      c = self.d_weight_clip
+      d_params = jax.tree.map(lambda p: jnp.clip(p, -c, c), d_params)
+    return d_params, d_opt_state
 
   def d_step(self, state: GANState, batch: Array, z: Array,
              key: Optional[Array] = None) -> tuple[GANState, Metrics]:

@@ -39,11 +39,13 @@ from gan_jax import fileio
 from gan_jax import losses as losses_lib
 from gan_jax import loop
 from gan_jax import models as models_lib
+from gan_jax import packing
 from gan_jax import parallel
 from gan_jax import preemption
 from gan_jax import regularizers
 from gan_jax import schedules
 from gan_jax import steps as steps_lib
+from gan_jax import unrolled
 from gan_jax import workdir_lock
 from gan_jax.config import Config, ConfigError
 from gan_jax.data.images import StreamingImages
@@ -57,16 +59,16 @@ from gan_jax.steps import Steps
 TrainingDiverged = loop.TrainingDiverged
 
 
-def build_steps(config: Config, adam=steps_lib.adam, data=None):
+def build_steps(config: Config, injected: bool = False, data=None):
   """The data set and the `Steps` of the configured game.
 
-  `adam(learning_rate, beta1, beta2)` makes each player's optimizer (before
-  the learning-rate schedule and the update scheme's wrapper,
-  `schedules.player_optimizer`); `gan_jax.seeds` passes Adam with its
-  hyperparameters in the optimizer state. `data`, when given, is used
-  instead of building the data set (anything with `.name`, `.shape` and
-  `.sample`; `gan_jax.generate` passes the shape of an image set it does
-  not read).
+  Each player's optimizer is `steps.player_optimizer(config.optimizer, ...)`,
+  scheduled by `--lr_schedule` and wrapped by the update scheme
+  (`schedules.player_optimizer`); `gan_jax.seeds` asks for it `injected`,
+  with its hyperparameters in the optimizer state. `data`, when given, is
+  used instead of building the data set (anything with `.name`, `.shape`
+  and `.sample`; `gan_jax.generate` passes the shape of an image set it
+  does not read).
   """
   if data is None:
     data = data_lib.build(config)
@@ -74,23 +76,38 @@ def build_steps(config: Config, adam=steps_lib.adam, data=None):
   sample_data = (_streamed(data.name) if isinstance(data, StreamingImages)
                  else data.sample)
   steps = Steps(
-      game=Game(generator, discriminator, losses_lib.get(config.loss)),
-      g_opt=schedules.player_optimizer(
-          config, adam(config.g_lr, config.beta1, config.beta2), 'g'),
-      d_opt=schedules.player_optimizer(
-          config, adam(config.d_lr, config.beta1, config.beta2), 'd'),
+      game=Game(generator, packing.packed(discriminator, config.pack),
+                losses_lib.get(config.loss)),
+      g_opt=schedules.player_optimizer(config, player_optimizer(
+          config, config.g_lr, config.beta1, config.beta2, injected), 'g'),
+      d_opt=schedules.player_optimizer(config, player_optimizer(
+          config, config.d_lr, config.beta1, config.beta2, injected, 'd'),
+                                       'd'),
       sample_data=sample_data, batch_size=config.batch_size,
       z_dim=config.z_dim, d_steps=config.d_steps,
       d_weight_clip=config.d_weight_clip, update=config.update,
       consensus_weight=config.consensus_weight,
       reg=regularizers.get_or_none(config.reg),
       reg_weight=config.reg_weight, reg_every=config.reg_every,
-      g_ema_decay=config.g_ema_decay, augment=config.augment,
-      lecam_weight=config.lecam_weight, lecam_decay=config.lecam_decay,
-      topk=config.topk, topk_gamma=config.topk_gamma,
-      topk_every=config.topk_every,
+      g_ema_decay=config.g_ema_decay, unroll_steps=config.unroll_steps,
+      augment=config.augment, lecam_weight=config.lecam_weight,
+      lecam_decay=config.lecam_decay, topk=config.topk,
+      topk_gamma=config.topk_gamma, topk_every=config.topk_every,
       topk_min_fraction=config.topk_min_fraction)
   return data, steps
+
+
+def player_optimizer(config: Config, learning_rate, beta1, beta2,
+                     injected: bool = False, player: str = 'g'):
+  """Player `player`'s ('g' or 'd') `--optimizer` (before the schedule and
+  the scheme's wrapper) with these hyperparameters and `--momentum`; see
+  `steps.player_optimizer`. D's Adam takes `unrolled.d_adam_options`
+  (G differentiates through its updates under `--unroll_steps`)."""
+  options = (unrolled.d_adam_options(config.unroll_steps)
+             if player == 'd' and config.optimizer == 'adam' else {})
+  return steps_lib.player_optimizer(config.optimizer, learning_rate, beta1,
+                                    beta2, config.momentum, injected,
+                                    **options)
 
 
 def init(config: Config, data, steps: Steps, key: jax.Array) -> GANState:
@@ -126,7 +143,8 @@ def data_chunks(data, steps: Steps, config: Config, start_step: int, mesh):
     return None
   sharding = jax.sharding.NamedSharding(
       mesh, jax.sharding.PartitionSpec(None, None, parallel.DATA_AXIS))
-  return data.chunks(config.seed, config.batch_size, config.log_every,
+  return data.chunks(config.seed, config.batch_size * config.pack,
+                     config.log_every,
                      start_step, config.num_steps,
                      batches_per_step=steps.batches_per_step(),
                      sharding=sharding)

@@ -49,6 +49,7 @@ import jax
 import optax
 
 from gan_jax import registry
+from gan_jax import unrolled
 from gan_jax.state import GANState
 
 if TYPE_CHECKING:
@@ -84,6 +85,8 @@ class UpdateScheme:
     batches_per_step: `batches_per_step(steps) -> int`, the real batches
       `step` draws (the length of the host-streamed `batches`).
     uses_d_steps: whether `step` honours `Steps.d_steps` > 1.
+    unrolls: whether `step` honours `Steps.unroll_steps` > 0 (the unrolled
+      GAN, `gan_jax.unrolled`).
   """
 
   name: str
@@ -91,6 +94,7 @@ class UpdateScheme:
   optimizer: Transform = _same
   batches_per_step: Callable[[Steps], int] = _one_batch
   uses_d_steps: bool = False
+  unrolls: bool = False
 
 
 class _InRegistrationOrder(registry.Registry):
@@ -108,7 +112,7 @@ get = _REGISTRY.get
 
 def register(name: str, *, optimizer: Transform = _same,
              batches_per_step: Callable[[Steps], int] = _one_batch,
-             uses_d_steps: bool = False) -> Callable:
+             uses_d_steps: bool = False, unrolls: bool = False) -> Callable:
   """Decorator: registers the decorated `step` function as scheme `name`.
 
   The other arguments are the `UpdateScheme` attributes; the function is
@@ -117,7 +121,7 @@ def register(name: str, *, optimizer: Transform = _same,
 
   def add(step):
     _REGISTRY.register(UpdateScheme(name, step, optimizer, batches_per_step,
-                                    uses_d_steps))
+                                    uses_d_steps, unrolls))
     return step
 
   return add
@@ -150,12 +154,18 @@ def optimistic(opt: optax.GradientTransformation
 # ----------------------------------------------------------------------------
 
 
+def _g_reads_real(steps: Steps) -> bool:
+  # G's update reads a real batch when its loss compares real and fake
+  # outputs, or when it unrolls D's updates (which read one).
+  return steps.game.loss.g_needs_real or steps.unroll_steps > 0
+
+
 def _alternating_batches(steps: Steps) -> int:
-  return steps.d_steps + int(steps.game.loss.g_needs_real)
+  return steps.d_steps + int(_g_reads_real(steps))
 
 
 @register('alternating', batches_per_step=_alternating_batches,
-          uses_d_steps=True)
+          uses_d_steps=True, unrolls=True)
 def alternating(steps: Steps, state: GANState, draw: Draw
                 ) -> tuple[GANState, Metrics]:
   """`d_steps` D updates with G fixed, then one G update at the new D.
@@ -164,14 +174,19 @@ def alternating(steps: Steps, state: GANState, draw: Draw
   times psi <- psi + u_D(grad_D L_D(theta, psi)), each on a fresh batch and
   z, then theta <- theta + u_G(grad_G L_G(theta, psi)) at the new psi
   (Gauss-Seidel). The metrics are those of the last D update and of the G
-  update.
+  update. With `unroll_steps` = k > 0, G descends instead its loss at D
+  after k more unrolled D updates from the new psi, on G's batch and z
+  (`unrolled.g_step`).
   """
   d_metrics: Metrics = {}
   for i in range(steps.d_steps):
     batch, z, key = draw(i)
     state, d_metrics = steps.d_step(state, batch, z, key)
-  batch, z, key = draw(steps.d_steps, real=steps.game.loss.g_needs_real)
-  state, g_metrics = steps.g_step(state, z, batch, key)
+  batch, z, key = draw(steps.d_steps, real=_g_reads_real(steps))
+  if steps.unroll_steps:
+    state, g_metrics = unrolled.g_step(steps, state, batch, z, key)
+  else:
+    state, g_metrics = steps.g_step(state, z, batch, key)
   return state, {**d_metrics, **g_metrics}
 
 
@@ -207,15 +222,19 @@ def _apply_joint(steps: Steps, state: GANState, grads: tuple[Any, Any],
   return state.replace(g_state=g_state, d_state=d_state), metrics
 
 
-@register('simultaneous')
+@register('simultaneous', unrolls=True)
 def simultaneous(steps: Steps, state: GANState, draw: Draw
                  ) -> tuple[GANState, Metrics]:
   """Both players step from w(x_t) on the same batch and z (Jacobi).
 
   x_{t+1} = x_t + u(w(x_t); s_t). The losses in the metrics are those at
-  x_t.
+  x_t. With `unroll_steps` = k > 0, G's gradient is that of its loss at D
+  after k unrolled D updates from x_t, and D's update is the first of them
+  (Metz et al. 2017, `unrolled.simultaneous_step`).
   """
   batch, z, key = draw(0)
+  if steps.unroll_steps:
+    return unrolled.simultaneous_step(steps, state, batch, z, key)
   grads, metrics, model_states = _field_at(steps, state, batch, z, key)(
       state.g_params, state.d_params)
   return _apply_joint(steps, state, grads, metrics, model_states)

@@ -24,6 +24,12 @@ CHANGED = dict(
     d_features=12, g_batch_norm=True, d_spectral_norm=True, g_ema_decay=0.9,
     reg='r1', reg_weight=1.5, reg_every=2, image_every=40,
     compute_dtype='bfloat16')
+# The fields CHANGED cannot hold with it (toy layouts, mlp options, SGD),
+# away from their defaults as another valid whole.
+TOY_CHANGED = dict(
+    dataset='grid25', toy_layout='pacgan', toy_scale=1.5, toy_std=0.01,
+    g_batch_norm=True, d_maxout=5, init_std=0.02, optimizer='sgd',
+    momentum=0.9)
 
 
 def _argv(config):
@@ -76,15 +82,17 @@ class FlagsTest(absltest.TestCase):
   def test_every_field_round_trips_through_flags_json_and_load(self):
     workdir = self.create_tempdir().full_path
     for config in (Config(workdir=workdir),
-                   Config(workdir=workdir, **CHANGED)):
+                   Config(workdir=workdir, **CHANGED),
+                   Config(workdir=workdir, **TOY_CHANGED)):
       parsed = _parse(Config, _argv(config))
       self.assertEqual(parsed, config)
       with open(os.path.join(workdir, 'config.json'), 'w') as f:
         f.write(parsed.to_json())
       self.assertEqual(Config.load(workdir), config)
     defaults = Config()
-    self.assertEqual([k for k, v in CHANGED.items()
-                      if getattr(defaults, k) == v], [])
+    for changed in (CHANGED, TOY_CHANGED):
+      self.assertEqual([k for k, v in changed.items()
+                        if getattr(defaults, k) == v], [])
 
   def test_workdir_defaults_to_dataset_and_loss(self):
     self.assertEqual(_parse(Config, ['--dataset=grid25', '--loss=hinge'])

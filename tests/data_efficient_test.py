@@ -168,6 +168,21 @@ class TrainingTest(absltest.TestCase):
     np.testing.assert_array_equal(np.load(os.path.join(whole, 'samples.npy')),
                                   np.load(os.path.join(split, 'samples.npy')))
 
+  def test_composes_with_unrolling_and_packing(self):
+    from gan_jax import loop  # pylint: disable=g-import-not-at-top
+    for changes in (dict(unroll_steps=2), dict(pack=2),
+                    dict(update='consensus', reg='none', reg_weight=0.0)):
+      config = testing.tiny_image_config(num_steps=2, log_every=2,
+                                         **{**ALL, **changes})
+      config_lib.validate(
+          config.replace(workdir=self.create_tempdir().full_path))
+      _, steps, state = testing.build(config)
+      state = loop.train(state, steps.train_step, 2, 2, out=None)
+      for leaf in jax.tree.leaves(state):
+        self.assertTrue(np.isfinite(np.asarray(leaf)).all(), changes)
+      # D's own updates (not the unrolled ones) advance the averages.
+      self.assertEqual(float(state.d_state['lecam']['updates']), 2.0)
+
   def test_vmapped_seeds_equal_seeds_alone(self):
     from gan_jax import loop  # pylint: disable=g-import-not-at-top
     from gan_jax import seeds  # pylint: disable=g-import-not-at-top

@@ -190,7 +190,9 @@ class RegistrationTest(parameterized.TestCase):
     self.assertEqual(models.fitting((32, 16, 3)), [])
 
   def test_options(self):
-    self.assertEqual(models.accepting('g_batch_norm'), ['dcgan'])
+    self.assertEqual(models.accepting('g_batch_norm'), ['dcgan', 'mlp'])
+    self.assertEqual(models.accepting('d_maxout'), ['mlp'])
+    self.assertEqual(models.accepting('init_std'), ['mlp'])
     self.assertEqual(models.accepting('d_spectral_norm'), ['dcgan', 'mlp'])
 
   @parameterized.parameters(('dcgan', (16, 16, 1), 64, 64),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import chex
 import jax
@@ -31,9 +31,11 @@ from gan_jax import config_fields
 from gan_jax import data as data_lib
 from gan_jax import losses as losses_lib
 from gan_jax import models as models_lib
+from gan_jax import packing
 from gan_jax import regularizers
 from gan_jax import schedules
 from gan_jax import steps as steps_lib
+from gan_jax import unrolled
 from gan_jax.config import Config
 from gan_jax.data.images import StreamingImages
 from gan_jax.game import Game
@@ -87,13 +89,21 @@ def argv(config: Config) -> list[str]:
 Optimizer = Callable[[float, float, float], optax.GradientTransformation]
 
 
-def build_steps(config: Config, optimizer: Optimizer = steps_lib.adam):
+def _configured(config: Config) -> Optimizer:
+  """`config`'s --optimizer (and --momentum) as `optimizer(lr, b1, b2)`."""
+  return lambda lr, b1, b2, **options: steps_lib.player_optimizer(
+      config.optimizer, lr, b1, b2, config.momentum,
+      **(options if config.optimizer == 'adam' else {}))
+
+
+def build_steps(config: Config, optimizer: Optional[Optimizer] = None):
   """`(data, steps)`: the data set and the `Steps` of the configured game.
 
   Built as `gan_jax.train.build_steps` builds them: the data set and models
   from their registries, the loss by name, each player's
-  `optimizer(learning_rate, beta1, beta2)` (Adam by default) scheduled and
-  wrapped for the update scheme, the penalty by name, and every other field of `Steps` from
+  `optimizer(learning_rate, beta1, beta2)` (by default `config`'s
+  --optimizer: Adam unless set) scheduled and wrapped for the update scheme,
+  the penalty by name, and every other field of `Steps` from
   the field of `config` of the same name. Only data sampled on the device:
   a streamed data set is fed by `gan_jax.train.run`.
   """
@@ -102,18 +112,22 @@ def build_steps(config: Config, optimizer: Optimizer = steps_lib.adam):
     raise ValueError(f'data set {config.dataset} is streamed from the host; '
                      'testing builds data sampled on the device only')
   generator, discriminator = models_lib.build(config, data)
+  optimizer = optimizer or _configured(config)
 
-  def player_optimizer(learning_rate, player):
+  def player_optimizer(learning_rate, player, **options):
     return schedules.player_optimizer(
-        config, optimizer(learning_rate, config.beta1, config.beta2), player)
+        config, optimizer(learning_rate, config.beta1, config.beta2,
+                          **options), player)
 
   same_name = {f.name: getattr(config, f.name)
                for f in dataclasses.fields(steps_lib.Steps)
                if hasattr(config, f.name) and f.name != 'reg'}
   steps = steps_lib.Steps(
-      game=Game(generator, discriminator, losses_lib.get(config.loss)),
+      game=Game(generator, packing.packed(discriminator, config.pack),
+                losses_lib.get(config.loss)),
       g_opt=player_optimizer(config.g_lr, 'g'),
-      d_opt=player_optimizer(config.d_lr, 'd'),
+      d_opt=player_optimizer(config.d_lr, 'd',
+                             **unrolled.d_adam_options(config.unroll_steps)),
       sample_data=data.sample, reg=regularizers.get_or_none(config.reg),
       **same_name)
   return data, steps
@@ -127,7 +141,7 @@ def init(config: Config, data, steps: steps_lib.Steps, key: jax.Array
                     lecam=config.lecam_weight > 0)
 
 
-def build(config: Config, optimizer: Optimizer = steps_lib.adam):
+def build(config: Config, optimizer: Optional[Optimizer] = None):
   """`(data, steps, state)`: `build_steps` and the initial state from
   `PRNGKey(config.seed)`, initialised under `jit` as training does."""
   data, steps = build_steps(config, optimizer)
@@ -138,8 +152,9 @@ def build(config: Config, optimizer: Optimizer = steps_lib.adam):
 
 def batch_and_latents(steps: steps_lib.Steps) -> tuple[jax.Array, jax.Array]:
   """A real batch (key 1) and a batch of latents (key 2) of `steps`'s batch
-  size, for calling `d_step(state, batch, z)` or `g_step(state, z)` by hand."""
-  return (steps.sample_data(jax.random.PRNGKey(1), steps.batch_size),
+  size (times its packing degree), for calling `d_step(state, batch, z)` or
+  `g_step(state, z)` by hand."""
+  return (steps.sample_batch(jax.random.PRNGKey(1)),
           steps.sample_z(jax.random.PRNGKey(2)))
 
 

@@ -138,7 +138,9 @@ def toy_section(dataset: str, directories, out: str) -> list[str]:
   from gan_jax.analysis import figures  # pylint: disable=g-import-not-at-top
   rows = _loss_rows(directories)
   config, num_seeds, ours = sweep_protocol(directories[0])
-  data = data_lib.build(Config(dataset=dataset))
+  # The mixture as the runs laid it out (their --toy_layout).
+  data = data_lib.build(config if config.dataset == dataset
+                        else Config(dataset=dataset))
   metrics = ['modes', 'hq_fraction', 'reverse_kl']
   summary = results_lib.summarize(rows, metrics)
   lines = [f'### {dataset} ({len(data.means)} modes)', '',

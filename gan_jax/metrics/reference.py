@@ -22,7 +22,9 @@ Splits are what each data set's registration declares
           the set must already be prepared (nothing is downloaded here).
   a set registered without a loader (the toys ring8, grid25, mix1d): 'train'
           is 10,000 draws from the data set with the fixed key
-          PRNGKey(REFERENCE_SEED).
+          PRNGKey(REFERENCE_SEED), built as the run's config builds it
+          (ring8 and grid25 in its --toy_layout); the images' hash in the
+          cache key keeps layouts apart.
 """
 
 from __future__ import annotations
@@ -65,16 +67,20 @@ def _check_split(dataset: str, split: str) -> None:
                          f'{", ".join(splits(dataset))}')
 
 
-def load_with_labels(dataset: str, split: str
+def load_with_labels(dataset: str, split: str, config=None
                      ) -> tuple[np.ndarray, Optional[np.ndarray]]:
   """The reference samples of (dataset, split), float32, and their labels
-  (int32, or None for a set without labels or drawn from the data set)."""
+  (int32, or None for a set without labels or drawn from the data set).
+  A set drawn from its builder is built from `config` (a run's `Config` of
+  this data set, for its toy layout), by default from the defaults."""
   _check_split(dataset, split)
   spec = data_lib.get(dataset)
   if spec.load_reference is None:
     import jax  # pylint: disable=g-import-not-at-top
     from gan_jax.config import Config  # pylint: disable=g-import-not-at-top
-    data = spec.build(Config(dataset=dataset))
+    if config is None or config.dataset != dataset:
+      config = Config(dataset=dataset)
+    data = spec.build(config)
     return np.asarray(data.sample(jax.random.PRNGKey(REFERENCE_SEED),
                                   SAMPLED_REFERENCE_SIZE), np.float32), None
   try:
@@ -84,9 +90,10 @@ def load_with_labels(dataset: str, split: str
   return np.asarray(samples, np.float32), labels
 
 
-def load(dataset: str, split: str) -> np.ndarray:
-  """The reference samples of (dataset, split) as a float32 array."""
-  return load_with_labels(dataset, split)[0]
+def load(dataset: str, split: str, config=None) -> np.ndarray:
+  """The reference samples of (dataset, split) as a float32 array (drawn
+  sets built from `config`, as in `load_with_labels`)."""
+  return load_with_labels(dataset, split, config)[0]
 
 
 def digits(split: str = 'train', size: int = images_lib.DIGITS_SIZE
@@ -113,16 +120,18 @@ def cache_key(dataset: str, split: str, extractor) -> str:
 
 
 def statistics(dataset: str, split: str, extractor,
-               cache_dir: str | None = None) -> dict:
+               cache_dir: str | None = None, config=None) -> dict:
   """Reference features and their statistics, from the cache or computed.
 
   Returns {'features' (n, d) float32, 'mu' (d,) float64, 'sigma' (d, d)
   float64, 'info': {dataset, split, num_reference, extractor,
   weights_sha256, images_sha256, sample_shape}, 'cached': bool}. `images_sha256` hashes the
-  reference images themselves, so a changed loader never hits an old entry.
+  reference images themselves, so a changed loader never hits an old entry
+  (nor another toy layout: drawn sets are built from `config`, as in
+  `load_with_labels`).
   """
   from gan_jax.metrics import frechet  # pylint: disable=g-import-not-at-top
-  images = load(dataset, split)
+  images = load(dataset, split, config)
   images_sha = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
   cache_dir = cache_dir or default_cache_dir()
   path = os.path.join(cache_dir, f'{cache_key(dataset, split, extractor)}-'

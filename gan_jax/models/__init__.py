@@ -8,7 +8,8 @@ discriminator returns one raw output per sample, shape (B,); and what the
 model needs of a sample's shape, so a config is checked before anything is
 built.
 
-    mlp            ReLU MLPs for toy data (--g_hidden, --d_hidden;
+    mlp            MLPs for toy data (--g_hidden, --d_hidden;
+                   --g_batch_norm, --d_maxout, --init_std,
                    --d_spectral_norm)
     dcgan          DCGAN for 16/28/32/64 px images (--g_features,
                    --d_features, default 64; --g_batch_norm,
@@ -57,8 +58,8 @@ class ModelSpec:
     needs: what `fits` accepts, in words, for error messages
       ('flat data', '32x32 images').
     fits: one sample's shape -> whether the model can be built for it.
-    options: the model-specific Config switches `build` reads
-      ('g_batch_norm', 'd_spectral_norm'); other models refuse them.
+    options: the model-specific Config switches `build` reads (of
+      `OPTIONS`); other models refuse them when set (`option_is_set`).
   """
 
   name: str
@@ -75,6 +76,17 @@ _REGISTRY: registry.Registry[ModelSpec] = registry.Registry('model')
 register = _REGISTRY.register
 names = _REGISTRY.names
 get = _REGISTRY.get
+
+
+# The model-specific Config switches, and when each counts as set (a model
+# that does not read it refuses it then): --d_maxout=1 is a plain ReLU layer.
+OPTIONS = ('g_batch_norm', 'd_spectral_norm', 'd_maxout', 'init_std')
+_SET_WHEN = {'d_maxout': lambda pieces: pieces > 1}
+
+
+def option_is_set(option: str, value) -> bool:
+  """Whether `value` of the Config switch `option` asks anything of a model."""
+  return _SET_WHEN.get(option, bool)(value)
 
 
 def compatible(model: str, data_shape: tuple[int, ...]) -> bool:

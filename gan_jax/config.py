@@ -33,6 +33,7 @@ from typing import Any, Optional
 
 from absl import flags
 
+from gan_jax import augment as augment_lib
 from gan_jax import conditional as conditional_lib
 from gan_jax import config_fields as cf
 from gan_jax import data as data_lib
@@ -41,9 +42,11 @@ from gan_jax import losses as losses_lib
 from gan_jax import models as models_lib
 from gan_jax.config_fields import ConfigError
 from gan_jax.models import precision
+from gan_jax import lecam as lecam_lib
 from gan_jax import regularizers
 from gan_jax import schedules
 from gan_jax import steps as steps_lib
+from gan_jax import topk as topk_lib
 from gan_jax import updates as updates_lib
 
 _LAYER_WIDTHS = cf.Check(lambda ws: len(ws) > 0 and all(w > 0 for w in ws),
@@ -228,6 +231,30 @@ class Config:
       0, 'Steps between sample grids (images) or scatter plots (toys) in '
       'samples_STEP.png, a multiple of --log_every; 0 = only the final '
       'samples.png.')
+  augment: tuple[str, ...] = cf.field(
+      (), 'DiffAugment policy for every image D sees (real, fake, and in '
+      'the gradient penalty), comma-separated, applied in order: '
+      '{choices}; empty = none.', choices=lambda: list(augment_lib.POLICIES),
+      noun='augmentation')
+  lecam_weight: float = cf.field(
+      0.0, "Weight of LeCam regularisation of D's outputs against moving "
+      'anchors (Tseng et al. 2021); 0 = off.', check=cf.NON_NEGATIVE)
+  lecam_decay: float = cf.field(
+      lecam_lib.DECAY, 'Decay of the moving averages of D\'s mean outputs '
+      'that anchor --lecam_weight.', check=cf.IN_UNIT_RANGE)
+  topk: bool = cf.field(
+      False, 'Top-k G updates: G\'s loss over the fakes D rates highest '
+      '(Sinha et al. 2020).')
+  topk_gamma: float = cf.field(
+      topk_lib.GAMMA, 'Factor by which --topk shrinks k every --topk_every '
+      'steps.', check=cf.Check(lambda v: 0.0 < v <= 1.0,
+                               'must lie in (0, 1]'))
+  topk_every: int = cf.field(
+      1000, 'Steps between the shrinkings of k of --topk.', check=cf.POSITIVE)
+  topk_min_fraction: float = cf.field(
+      topk_lib.MIN_FRACTION, 'Fraction of the batch below which --topk '
+      'never takes k.', check=cf.Check(lambda v: 0.0 < v <= 1.0,
+                                       'must lie in (0, 1]'))
   compute_dtype: str = cf.field(
       'float32', "Dtype of the models' arithmetic: {choices} (parameters, "
       'optimizer states and losses stay float32).',
@@ -340,6 +367,7 @@ def validate(config: Config) -> Config:
   _check_conditional(config)
   if config.reg != 'none' and config.reg_weight == 0:
     raise ConfigError(f'--reg={config.reg} needs a positive --reg_weight')
+  _check_data_efficient(config)
   _check_chunk_boundaries(config)
   _check_evaluation(config)
   _check_workdir(config.workdir)
@@ -431,6 +459,18 @@ def _check_conditional(config: Config) -> None:
   if config.pack > 1:
     raise ConfigError(f'--conditional={config.conditional} judges one '
                       f'labelled sample at a time; drop --pack={config.pack}')
+
+
+def _check_data_efficient(config: Config) -> None:
+  if config.augment and not data_lib.spec(config).is_image:
+    raise ConfigError(f'--augment applies to image data sets '
+                      f'(--dataset={config.dataset} has no images)')
+  if config.topk and losses_lib.get(config.loss).g_needs_real:
+    valid = [n for n in losses_lib.names()
+             if not losses_lib.get(n).g_needs_real]
+    raise ConfigError(f'--topk needs a loss whose G objective is a mean over '
+                      f'samples (--loss={config.loss} compares them with real '
+                      f'outputs); valid: {", ".join(valid)}')
 
 
 # Work done between compiled chunks lands on multiples of --log_every:

@@ -53,7 +53,7 @@ w [CE(real logits, y) + CE(fake logits, y')] and G's w CE(fake logits, y').
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -65,6 +65,8 @@ from gan_jax.losses import Loss
 Array = jax.Array
 Params = dict
 State = dict
+# output_penalty(real_out, fake_out, d_state) -> (penalty, d_state')
+OutputPenalty = Callable[[Array, Array, Any], tuple[Array, Any]]
 
 
 def apply_module(module: nn.Module, params: Params, state: Optional[State],
@@ -119,12 +121,15 @@ class Game:
 
   def _outputs(self, g_params: Params, d_params: Params, batch: Array,
                z: Array, g_state: Optional[State], d_state: Optional[State],
-               g_train: bool, d_train: bool, fake: Optional[Array] = None):
+               g_train: bool, d_train: bool, fake: Optional[Array] = None,
+               fake_transform: Optional[Callable[[Array], Array]] = None):
     if fake is None:
       fake, new_g_state = apply_module(self.generator, g_params, g_state, z,
                                        g_train)
     else:
       new_g_state = g_state
+    if fake_transform is not None:
+      fake = fake_transform(fake)
     fake = conditional.join(fake, conditional.labels_of(z))
     both, new_d_state = apply_module(
         self.discriminator, d_params, d_state,
@@ -170,13 +175,18 @@ class Game:
   def d_objective(self, d_params: Params, g_params: Params, batch: Array,
                   z: Array, g_state: Optional[State] = None,
                   d_state: Optional[State] = None,
-                  fake: Optional[Array] = None
+                  fake: Optional[Array] = None,
+                  output_penalty: Optional[OutputPenalty] = None
                   ) -> tuple[Array, tuple[Array, Optional[State]]]:
     """D's loss (to minimise) as a function of D's parameters.
 
     Returns (d_loss, (V, d_state')), d_state' being D's state after this
     training-mode pass. `fake`, when given, is G(z) already computed (G's
     training-mode output), so a caller that needs it too computes it once.
+    `output_penalty(real_out, fake_out, d_state') -> (penalty, d_state'')`,
+    when given, is a term of D's outputs that joins its loss and may
+    advance D's state (LeCam regularisation, `gan_jax.lecam`); the result
+    is then (d_loss + penalty, (V, d_state'', penalty)).
     """
     real_out, fake_out, _, new_d_state = self._outputs(
         g_params, d_params, batch, z, g_state, d_state, True, True, fake)
@@ -186,26 +196,35 @@ class Game:
     d_loss = self.loss.d_loss(real_out, fake_out)
     if self.class_loss_weight:
       d_loss = d_loss + class_loss
-    return d_loss, (self.loss.value(real_out, fake_out), new_d_state)
+    value = self.loss.value(real_out, fake_out)
+    if output_penalty is None:
+      return d_loss, (value, new_d_state)
+    penalty, new_d_state = output_penalty(real_out, fake_out, new_d_state)
+    return d_loss + penalty, (value, new_d_state, penalty)
 
   def g_objective(self, g_params: Params, d_params: Params, z: Array,
                   batch: Optional[Array] = None,
                   g_state: Optional[State] = None,
-                  d_state: Optional[State] = None
+                  d_state: Optional[State] = None,
+                  fake_transform: Optional[Callable[[Array], Array]] = None
                   ) -> tuple[Array, Optional[State]]:
     """G's loss (to minimise) as a function of G's parameters.
 
     Returns (g_loss, g_state'). D is only evaluated on the real batch when the
-    loss compares real and fake outputs (`loss.g_needs_real`).
+    loss compares real and fake outputs (`loss.g_needs_real`). D sees
+    `fake_transform(G(z))` when it is given (a differentiable augmentation,
+    `gan_jax.augment`).
     """
     g_loss, (new_g_state, _) = self.g_objective_and_outputs(
-        g_params, d_params, z, batch, g_state, d_state)
+        g_params, d_params, z, batch, g_state, d_state, fake_transform)
     return g_loss, new_g_state
 
   def g_objective_and_outputs(self, g_params: Params, d_params: Params,
                               z: Array, batch: Optional[Array] = None,
                               g_state: Optional[State] = None,
-                              d_state: Optional[State] = None
+                              d_state: Optional[State] = None,
+                              fake_transform: Optional[
+                                  Callable[[Array], Array]] = None
                               ) -> tuple[Array, tuple[Optional[State], Array]]:
     """`g_objective` whose aux also holds D's raw outputs on G(z):
     (g_loss, (g_state', fake_out)), for metrics read off G's own pass."""
@@ -213,11 +232,14 @@ class Game:
       if batch is None:
         raise ValueError(f'loss {self.loss.name} needs a real batch in g_step')
       real_out, fake_out, new_g_state, _ = self._outputs(
-          g_params, d_params, batch, z, g_state, d_state, True, False)
+          g_params, d_params, batch, z, g_state, d_state, True, False,
+          fake_transform=fake_transform)
       real_out = adversarial(real_out)
     else:
       fake, new_g_state = apply_module(self.generator, g_params, g_state, z,
                                        True)
+      if fake_transform is not None:
+        fake = fake_transform(fake)
       real_out, fake_out = None, apply_module(
           self.discriminator, d_params, d_state,
           conditional.join(fake, conditional.labels_of(z)), False)[0]

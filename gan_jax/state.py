@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gan_jax import lecam as lecam_lib
 from gan_jax.game import Game
 
 
@@ -46,12 +47,14 @@ class GANState:
 def init_state(game: Game, g_opt: optax.GradientTransformation,
                d_opt: optax.GradientTransformation, key: jax.Array,
                z_dim: int, data_shape: tuple[int, ...],
-               g_ema: bool = False, num_classes: int = 0) -> GANState:
+               g_ema: bool = False, num_classes: int = 0,
+               lecam: bool = False) -> GANState:
   """Initialises both players from `key` (pure; jit- and vmap-safe).
 
   With `g_ema`, the moving average of G's parameters starts at G's initial
   parameters. With `num_classes` > 0 the models are class-conditional and
-  are initialised on labelled inputs (z, y) and (x, y).
+  are initialised on labelled inputs (z, y) and (x, y). With `lecam`, D's
+  state holds the LeCam averages (`gan_jax.lecam`), at zero.
   """
   k_g, k_d, k_run = jax.random.split(key, 3)
   z = jnp.zeros((1, z_dim), jnp.float32)
@@ -62,6 +65,8 @@ def init_state(game: Game, g_opt: optax.GradientTransformation,
   g_state = dict(game.generator.init(k_g, z))
   d_state = dict(game.discriminator.init(k_d, x))
   g_params, d_params = g_state.pop('params'), d_state.pop('params')
+  if lecam:
+    d_state[lecam_lib.COLLECTION] = lecam_lib.init()
   return GANState(
       step=jnp.zeros((), jnp.int32), rng=k_run,
       g_params=g_params, d_params=d_params,

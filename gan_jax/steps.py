@@ -40,6 +40,22 @@ indices, and `sample_z(key)` the pair (z, y'), z ~ N(0, I) from `key`
 exactly as unconditionally and y' ~ uniform over the K classes (or
 `fake_label_probs`) from `fold_in(key, 1)`; so labels, like the batch, are
 functions of (seed, step) and a resumed run draws the same ones.
+
+Data-efficient training, each off by default:
+
+* `augment` (DiffAugment, Zhao et al. 2020; `gan_jax.augment`): every image
+  D sees is augmented, the real batch and G(z) in D's update (and the
+  gradient penalty on those augmented images, as the authors' R1 does),
+  G(z) (and the real batch, for losses that compare) in G's, G's gradient
+  flowing through the augmentation. Update i draws it from
+  fold_in(fold_in(k_pen, AUGMENT_KEY), 0) for real and (..., 1) for fake
+  images, k_pen its penalty key; joint schemes, whose players share one
+  batch and z, so augment both players' images alike.
+* `lecam_weight` = lambda (Tseng et al. 2021; `gan_jax.lecam`): D adds
+  lambda R_LC of its outputs on the (augmented) images; the anchors' moving
+  averages advance at every D update and live in D's state.
+* `topk` (Sinha et al. 2020; `gan_jax.topk`): G's loss averages over the k
+  fakes D rates highest, k annealed with the step.
 """
 
 from __future__ import annotations
@@ -52,10 +68,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gan_jax import augment as augment_lib
 from gan_jax import conditional
+from gan_jax import lecam as lecam_lib
 from gan_jax import losses
 from gan_jax import packing
 from gan_jax import regularizers
+from gan_jax import topk as topk_lib
 from gan_jax import updates
 from gan_jax.game import Game, adversarial, apply_module
 from gan_jax.state import GANState
@@ -63,6 +82,11 @@ from gan_jax.updates import scheme_optimizer  # pylint: disable=unused-import  #
 
 Array = jax.Array
 Metrics = dict[str, Array]
+
+# The augmentation's key is fold_in(penalty key, AUGMENT_KEY), then 0 for
+# real and 1 for fake images.
+AUGMENT_KEY = 0x417567
+_REAL, _FAKE = 0, 1
 
 
 def __getattr__(name: str):
@@ -152,6 +176,14 @@ class Steps:
       (z, y') and `sample_data` returns (x, y); 0: unconditional.
     fake_label_probs: the probabilities (K,) of G's labels y'; None:
       uniform.
+    augment: DiffAugment policy (names of `gan_jax.augment.POLICIES`) for
+      every image D sees; () = none.
+    lecam_weight, lecam_decay: lambda of the LeCam term in D's loss (0 =
+      none; D's state must hold its averages, `init_state(lecam=True)`) and
+      its moving averages' decay.
+    topk, topk_gamma, topk_every, topk_min_fraction: top-k G updates, k
+      annealed from the batch by gamma every `topk_every` steps down to
+      `topk_min_fraction` of it.
   """
 
   game: Game
@@ -172,6 +204,13 @@ class Steps:
   batch_sharding: Optional[jax.sharding.Sharding] = None
   num_classes: int = 0
   fake_label_probs: Optional[tuple[float, ...]] = None
+  augment: tuple[str, ...] = ()
+  lecam_weight: float = 0.0
+  lecam_decay: float = lecam_lib.DECAY
+  topk: bool = False
+  topk_gamma: float = topk_lib.GAMMA
+  topk_every: int = 1000
+  topk_min_fraction: float = topk_lib.MIN_FRACTION
 
   def __post_init__(self):
     try:
@@ -221,6 +260,24 @@ class Steps:
                                         self.num_classes, probs))
     return self._constrain(z)
 
+  def _augment(self, key: Array, images: Array, which: int) -> Array:
+    """DiffAugment of real (`which` 0) or fake (1) images from the update's
+    penalty key `key`."""
+    key = jax.random.fold_in(jax.random.fold_in(key, AUGMENT_KEY), which)
+    images, labels = conditional.split(images)  # the images only
+    return conditional.join(augment_lib.augment(key, images, self.augment),
+                            labels)
+
+  def _lecam(self, real_out: Array, fake_out: Array, d_state: Any):
+    """lambda R_LC on D's outputs and D's state with the advanced averages."""
+    if not d_state or lecam_lib.COLLECTION not in d_state:
+      raise ValueError('lecam_weight > 0 needs the averages in D\'s state: '
+                       'build it with init_state(..., lecam=True)')
+    r, averages = lecam_lib.penalty(d_state[lecam_lib.COLLECTION], real_out,
+                                    fake_out, self.lecam_decay)
+    return (self.lecam_weight * r,
+            {**d_state, lecam_lib.COLLECTION: averages})
+
   # --------------------------------------------------------------------------
   # Gradients of each player's objective.
   # --------------------------------------------------------------------------
@@ -229,14 +286,22 @@ class Steps:
                    z: Array, g_state: Any, d_state: Any, key: Optional[Array],
                    reg_weight: float):
     fake = None
-    if self.reg is not None and reg_weight:
+    if (self.reg is not None and reg_weight) or self.augment:
       # G(z) once, for D's loss and for the penalty. It stays differentiable
       # in g_params: D's own gradient never flows into G, but the joint
       # field's D-by-G block (consensus, the game Jacobian) reads it.
       fake = self.game.generate(g_params, z, g_state, train=True)
-    d_loss, (value, new_d_state) = self.game.d_objective(
-        d_params, g_params, batch, z, g_state, d_state, fake)
+    if self.augment:
+      batch = self._augment(key, batch, _REAL)
+      fake = self._augment(key, fake, _FAKE)
+    extra = {'output_penalty': self._lecam} if self.lecam_weight else {}
+    d_loss, aux = self.game.d_objective(
+        d_params, g_params, batch, z, g_state, d_state, fake, **extra)
+    value, new_d_state = aux[:2]
     metrics = {'d_loss': d_loss, 'value': value}
+    if self.lecam_weight:
+      metrics['d_lecam'] = aux[2]
+      metrics['d_loss'] = d_loss - aux[2]
     if self.reg is None:
       return d_loss, (metrics, new_d_state)
     penalty = jnp.zeros((), d_loss.dtype)  # a step that skips a lazy penalty
@@ -263,6 +328,8 @@ class Steps:
     k lambda, enters at steps divisible by k = `reg_every` only."""
     if self.reg is not None and key is None:
       raise ValueError(f'the {self.reg.name} penalty needs a PRNG key')
+    if self.augment and key is None:
+      raise ValueError('augmenting D\'s images needs a PRNG key')
 
     def grads(weight):
       (_, (metrics, new_d_state)), g = jax.value_and_grad(
@@ -285,14 +352,43 @@ class Steps:
 
   def g_grads_and_state(self, g_params: Any, d_params: Any, z: Array,
                         batch: Optional[Array] = None, g_state: Any = None,
-                        d_state: Any = None) -> tuple[Any, Metrics, Any]:
+                        d_state: Any = None, key: Optional[Array] = None,
+                        step: Optional[Array] = None
+                        ) -> tuple[Any, Metrics, Any]:
     """grad_G of G's objective, its metrics and G's new state; D is a
     constant. For a probabilistic loss the metrics add how confidently D
-    rejects G's samples (`losses.saturation_metrics`), from the same pass."""
+    rejects G's samples (`losses.saturation_metrics`), from the same pass.
+    `key` and `step` as in `g_objective_and_outputs`."""
     (g_loss, (new_g_state, fake_out)), grads = jax.value_and_grad(
-        self.game.g_objective_and_outputs, has_aux=True)(
-            g_params, d_params, z, batch, g_state, d_state)
+        self.g_objective_and_outputs, has_aux=True)(
+            g_params, d_params, z, batch, g_state, d_state, key, step)
     return grads, self.g_metrics(g_loss, fake_out), new_g_state
+
+  def g_objective_and_outputs(self, g_params: Any, d_params: Any, z: Array,
+                              batch: Optional[Array] = None,
+                              g_state: Any = None, d_state: Any = None,
+                              key: Optional[Array] = None,
+                              step: Optional[Array] = None):
+    """G's objective as the steps differentiate it: the game's
+    `g_objective_and_outputs`, over the top k fakes (`topk`) and with D's
+    images augmented (`augment`). `key` (the update's penalty key) feeds
+    the augmentation and `step` the top-k schedule, each required with its
+    option. Returns (g_loss, (g_state', D's outputs on G's samples))."""
+    game, extra = self.game, {}
+    if self.topk:
+      if step is None:
+        raise ValueError('top-k G updates need the training step')
+      k = lambda n: topk_lib.k_at(step, n, self.topk_gamma, self.topk_every,
+                                  self.topk_min_fraction)
+      game = dataclasses.replace(game, loss=topk_lib.topk_loss(game.loss, k))
+    if self.augment:
+      if key is None:
+        raise ValueError('augmenting D\'s images needs a PRNG key')
+      extra['fake_transform'] = lambda x: self._augment(key, x, _FAKE)
+      if batch is not None and game.loss.g_needs_real:
+        batch = self._augment(key, batch, _REAL)
+    return game.g_objective_and_outputs(g_params, d_params, z, batch,
+                                        g_state, d_state, **extra)
 
   def g_metrics(self, g_loss: Array, fake_out: Array) -> Metrics:
     """G's loss, and `losses.saturation_metrics` of D's outputs on G's
@@ -313,7 +409,7 @@ class Steps:
         d_params, g_params, batch, z, g_state, d_state, key, step)
     g_grads, g_metrics, new_g_state = self.g_grads_and_state(
         g_params, d_params, z, batch if self.game.loss.g_needs_real else None,
-        g_state, d_state)
+        g_state, d_state, key, step)
     return ((g_grads, d_grads), {**d_metrics, **g_metrics},
             (new_g_state, new_d_state))
 
@@ -381,11 +477,13 @@ class Steps:
     state = self.apply_grads(state, d_grads=grads)
     return state.replace(d_state=d_state), metrics
 
-  def g_step(self, state: GANState, z: Array, batch: Optional[Array] = None
-             ) -> tuple[GANState, Metrics]:
-    """One G update on grad_G of G's loss; D is a constant here."""
+  def g_step(self, state: GANState, z: Array, batch: Optional[Array] = None,
+             key: Optional[Array] = None) -> tuple[GANState, Metrics]:
+    """One G update on grad_G of G's loss; D is a constant here. `key`
+    feeds the augmentation of D's images."""
     grads, metrics, g_state = self.g_grads_and_state(
-        state.g_params, state.d_params, z, batch, state.g_state, state.d_state)
+        state.g_params, state.d_params, z, batch, state.g_state, state.d_state,
+        key, state.step)
     metrics['g_grad_norm'] = optax.tree.norm(grads)
     state = self.apply_grads(state, g_grads=grads)
     return state.replace(g_state=g_state), metrics

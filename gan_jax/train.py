@@ -101,7 +101,10 @@ def build_steps(config: Config, injected: bool = False, data=None):
       reg=regularizers.get_or_none(config.reg),
       reg_weight=config.reg_weight, reg_every=config.reg_every,
       g_ema_decay=config.g_ema_decay, unroll_steps=config.unroll_steps,
-      **labelled)
+      augment=config.augment, lecam_weight=config.lecam_weight,
+      lecam_decay=config.lecam_decay, topk=config.topk,
+      topk_gamma=config.topk_gamma, topk_every=config.topk_every,
+      topk_min_fraction=config.topk_min_fraction, **labelled)
   return data, steps
 
 
@@ -130,7 +133,8 @@ def init(config: Config, data, steps: Steps, key: jax.Array) -> GANState:
   vmap-safe)."""
   return init_state(steps.game, steps.g_opt, steps.d_opt, key, config.z_dim,
                     data.shape, g_ema=config.g_ema_decay > 0,
-                    num_classes=num_classes(config))
+                    num_classes=num_classes(config),
+                    lecam=config.lecam_weight > 0)
 
 
 def build(config: Config):

@@ -17,9 +17,10 @@ of D's own optimizer from the current D, and differentiates through them
 u is D's optax update and s^i its optimizer state (Adam's moments advance
 along the unroll, as in the authors' code), followed by D's weight clipping
 when it has one; L_D is D's loss with its gradient penalty; L_G is G's loss
-of the configured `Loss` (for `minimax`, Metz et al.'s f). `jax.grad` of
-f_k differentiates through all k updates, so G's gradient holds the second
-term above: how D would react to G's move. D's state is advanced once per
+of the configured `Loss` (for `minimax`, Metz et al.'s f), as
+`Steps.g_objective_and_outputs` computes it (with `--topk` and
+`--augment`). `jax.grad` of f_k differentiates through all k updates, so
+G's gradient holds the second term above: how D would react to G's move. D's state is advanced once per
 training step: its own update is theta_D^1 of the unroll, not theta_D^k.
 
 How it composes with the update schemes (`updates.register(unrolls=True)`):
@@ -110,9 +111,9 @@ def unrolled_g_objective(g_params: Any, steps: Steps, state: GANState,
   theta_d_1, d_metrics = d_update(d_player(state))
   theta_d_k, _ = jax.lax.scan(lambda d, _: (d_update(d)[0], None), theta_d_1,
                               None, length=steps.unroll_steps - 1)
-  g_loss, (g_state, fake_out) = steps.game.g_objective_and_outputs(
+  g_loss, (g_state, fake_out) = steps.g_objective_and_outputs(
       g_params, theta_d_k.params, z, batch, state.g_state,
-      theta_d_k.model_state)
+      theta_d_k.model_state, key, state.step)
   return g_loss, (g_state, fake_out, theta_d_1, d_metrics)
 
 

@@ -22,7 +22,8 @@ A scheme is a pure function `step(steps, state, draw) -> (state, metrics)` of
 the game's `gan_jax.steps.Steps`, the `GANState` and `draw`, the step's source
 of randomness and real data: `draw(i, real=True) -> (batch, z, key)` gives
 update i of the step its real batch (None when `real` is False), its latents
-and the key of its gradient penalty, all derived from
+and the key of its gradient penalty (which also seeds the augmentation of
+D's images, `--augment`), all derived from
 `fold_in(fold_in(state.rng, state.step), i)`. The scheme leaves `state.step`
 alone; `Steps.train_step` counts it. A scheme that needs its own optimizer
 transformation declares it (`optimizer`); callers build each player's
@@ -35,8 +36,8 @@ Example, a scheme in which only G moves (then valid as `--update=g_only`):
     @updates.register('g_only')
     def g_only(steps, state, draw):
       '''One G step per training step; D stays where it started.'''
-      batch, z, _ = draw(0, real=steps.game.loss.g_needs_real)
-      return steps.g_step(state, z, batch)
+      batch, z, key = draw(0, real=steps.game.loss.g_needs_real)
+      return steps.g_step(state, z, batch, key)
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def alternating(steps: Steps, state: GANState, draw: Draw
   if steps.unroll_steps:
     state, g_metrics = unrolled.g_step(steps, state, batch, z, key)
   else:
-    state, g_metrics = steps.g_step(state, z, batch)
+    state, g_metrics = steps.g_step(state, z, batch, key)
   return state, {**d_metrics, **g_metrics}
 
 

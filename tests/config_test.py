@@ -23,7 +23,9 @@ CHANGED = dict(
     data_dir='/nonexistent/tfds', stream_data=True, g_features=8,
     d_features=12, g_batch_norm=True, d_spectral_norm=True, g_ema_decay=0.9,
     reg='r1', reg_weight=1.5, reg_every=2, image_every=40,
-    compute_dtype='bfloat16')
+    compute_dtype='bfloat16', augment=('color', 'cutout'), lecam_weight=0.1,
+    lecam_decay=0.9, topk=True, topk_gamma=0.9, topk_every=50,
+    topk_min_fraction=0.25)
 # The fields CHANGED cannot hold with it (toy layouts, mlp options, SGD),
 # away from their defaults as another valid whole.
 TOY_CHANGED = dict(

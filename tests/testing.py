@@ -137,7 +137,8 @@ def init(config: Config, data, steps: steps_lib.Steps, key: jax.Array
          ) -> GANState:
   """The initial state of the configured game from `key` (pure)."""
   return init_state(steps.game, steps.g_opt, steps.d_opt, key, config.z_dim,
-                    data.shape, g_ema=config.g_ema_decay > 0)
+                    data.shape, g_ema=config.g_ema_decay > 0,
+                    lecam=config.lecam_weight > 0)
 
 
 def build(config: Config, optimizer: Optional[Optimizer] = None):

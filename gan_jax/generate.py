@@ -208,6 +208,12 @@ def load(config: Config, step: Optional[int], seed_index: int):
   from gan_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from gan_jax import seeds as seeds_lib  # pylint: disable=g-import-not-at-top
   from gan_jax import train  # pylint: disable=g-import-not-at-top
+  if config.conditional != 'none':
+    raise ConfigError(f'{config.workdir} is a class-conditional run '
+                      f'(--conditional={config.conditional}); gan_jax.generate '
+                      'samples unconditional runs only (valid: a run trained '
+                      'with --conditional=none); its own samples_by_class.png '
+                      'and samples.npy hold its per-class samples')
   data = _data_for(config)
   _, steps = train.build_steps(config, data=data)
   template = jax.jit(lambda key: train.init(config, data, steps, key))(

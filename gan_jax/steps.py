@@ -305,7 +305,7 @@ class Steps:
     if self.reg is None:
       return d_loss, (metrics, new_d_state)
     penalty = jnp.zeros((), d_loss.dtype)  # a step that skips a lazy penalty
-    if fake is not None:
+    if reg_weight:  # (fake is G(z) here)
       # On the inputs D judges: packs of samples under PacGAN (a packed run
       # is never conditional), the labels held in a conditional one.
       judge, pack = packing.penalty_view(self.game.discriminator)

@@ -78,6 +78,11 @@ def build_steps(config: Config, injected: bool = False, data=None):
                  else data.sample)
   labelled = {}
   if config.conditional != 'none':
+    if not hasattr(data, 'sample_with_labels'):
+      raise config_lib.ConfigError(
+          f'--conditional={config.conditional} samples labels on the device, '
+          f'but --dataset={config.dataset} is streamed from the host (too '
+          'large to hold); valid: a data set that fits in memory')
     sample_data = data.sample_with_labels
     labelled = dict(num_classes=num_classes(config))
     if config.fake_labels == 'data':

@@ -60,6 +60,22 @@ class WiringTest(absltest.TestCase):
     plain = _softplus(-d(batch)).mean() + _softplus(d(fake)).mean()
     self.assertGreater(abs(plain - want), 1e-4)
 
+  def test_lazy_penalty_is_skipped_with_augmentation(self):
+    # reg_every = 2: the step's lax.cond traces a branch with the penalty
+    # (weight 2 lambda) and one without; the penalty must be traced (and so
+    # computed) in the first only, augmented or not.
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    from gan_jax import regularizers  # pylint: disable=g-import-not-at-top
+    for policy in ((), POLICY):
+      steps, state, batch, z = self._build(augment=policy, reg='r1',
+                                           reg_weight=1.0, reg_every=2)
+      calls, original = [], steps.reg
+      counting = regularizers.Regularizer(
+          'r1', lambda *a: calls.append(1) or original(*a))
+      steps = dataclasses.replace(steps, reg=counting)
+      jax.jit(steps.d_step).lower(state, batch, z, jax.random.PRNGKey(0))
+      self.assertLen(calls, 1, policy)
+
   def test_g_loss_and_gradient_go_through_the_augmentation(self):
     steps, state, _, z = self._build(augment=POLICY)
     key = jax.random.PRNGKey(12)

@@ -207,6 +207,14 @@ class GenerateTest(absltest.TestCase):
     with self.assertRaisesRegex(ConfigError, 'holds no checkpoint'):
       generate.run(empty, generate.Options(out=out))
     self.assertEqual(os.listdir(empty), ['config.json'])
+    conditional = self.create_tempdir().full_path
+    with open(os.path.join(conditional, 'config.json'), 'w') as f:
+      f.write(self.toy.replace(workdir=conditional,
+                               conditional='projection').to_json())
+    with self.assertRaisesRegex(ConfigError, 'class-conditional run.*valid: '
+                                'a run trained with --conditional=none'):
+      generate.run(conditional, generate.Options(out=out))
+    self.assertFalse(os.path.exists(out))
 
   def test_command_line_bad_step_is_one_line_exit_2(self):
     out = os.path.join(self.create_tempdir().full_path, 'never')

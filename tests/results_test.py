@@ -46,6 +46,21 @@ class ResultsTest(absltest.TestCase):
     self.assertEqual(results.mean_std([2.5]), (2.5, 0.0, 1))
     self.assertEqual(results.mean_std([None])[2], 0)
 
+  def test_standard_errors_and_resolved_differences(self):
+    a, b = [1.0, 2.0, 4.0], [5.0, 6.0, 9.0, None]
+    mean, se, n = results.mean_se(a)
+    self.assertEqual((mean, n), (np.mean(a), 3))
+    self.assertAlmostEqual(se, np.std(a, ddof=1) / np.sqrt(3))
+    diff, dse = results.difference(a, b)
+    want = np.hypot(np.std(a, ddof=1) / np.sqrt(3),
+                    np.std([5, 6, 9], ddof=1) / np.sqrt(3))
+    self.assertAlmostEqual(diff, np.mean([5, 6, 9]) - np.mean(a))
+    self.assertAlmostEqual(dse, want)
+    self.assertEqual(results.resolved(diff, dse), abs(diff) > 2 * want)
+    # One seed (the others diverged) resolves nothing.
+    self.assertTrue(np.isnan(results.mean_se([6.0, float('nan')])[1]))
+    self.assertFalse(results.resolved(*results.difference([6.0], [7.0])))
+
   def test_only_finished_configurations_are_read(self):
     directory = self.create_tempdir().full_path
     write_sweep(directory)

@@ -27,6 +27,7 @@ import jax
 import numpy as np
 import optax
 
+from gan_jax import conditional
 from gan_jax import config_fields
 from gan_jax import data as data_lib
 from gan_jax import losses as losses_lib
@@ -119,17 +120,28 @@ def build_steps(config: Config, optimizer: Optional[Optimizer] = None):
         config, optimizer(learning_rate, config.beta1, config.beta2,
                           **options), player)
 
+  # A class-conditional game: labelled batches and latents, ACGAN's weight.
+  sample_data, labelled, class_loss_weight = data.sample, {}, 0.0
+  if config.conditional != 'none':
+    sample_data = data.sample_with_labels
+    labelled['num_classes'] = data_lib.spec(config).num_classes
+    if config.fake_labels == 'data':
+      labelled['fake_label_probs'] = tuple(float(p) for p in (
+          conditional.class_frequencies(data, labelled['num_classes'])))
+    if config.conditional == 'acgan':
+      class_loss_weight = config.acgan_weight
   same_name = {f.name: getattr(config, f.name)
                for f in dataclasses.fields(steps_lib.Steps)
                if hasattr(config, f.name) and f.name != 'reg'}
   steps = steps_lib.Steps(
       game=Game(generator, packing.packed(discriminator, config.pack),
-                losses_lib.get(config.loss)),
+                losses_lib.get(config.loss),
+                class_loss_weight=class_loss_weight),
       g_opt=player_optimizer(config.g_lr, 'g'),
       d_opt=player_optimizer(config.d_lr, 'd',
                              **unrolled.d_adam_options(config.unroll_steps)),
-      sample_data=data.sample, reg=regularizers.get_or_none(config.reg),
-      **same_name)
+      sample_data=sample_data, reg=regularizers.get_or_none(config.reg),
+      **same_name, **labelled)
   return data, steps
 
 
@@ -138,6 +150,8 @@ def init(config: Config, data, steps: steps_lib.Steps, key: jax.Array
   """The initial state of the configured game from `key` (pure)."""
   return init_state(steps.game, steps.g_opt, steps.d_opt, key, config.z_dim,
                     data.shape, g_ema=config.g_ema_decay > 0,
+                    num_classes=(data_lib.spec(config).num_classes
+                                 if config.conditional != 'none' else 0),
                     lecam=config.lecam_weight > 0)
 
 

@@ -29,6 +29,14 @@ CONFIGS = {
         reg_weight=0.5, reg_every=2, d_spectral_norm=True, seed=3),
     'image': testing.tiny_image_config(g_batch_norm=True,
                                        d_spectral_norm=True, g_ema_decay=0.9),
+    'toy_acgan': testing.tiny_toy_config(conditional='acgan',
+                                         acgan_weight=0.5,
+                                         fake_labels='data'),
+    'toy_packed_unrolled': testing.tiny_toy_config(
+        pack=2, unroll_steps=2, update='simultaneous'),
+    'image_data_efficient': testing.tiny_image_config(
+        augment=('translation', 'cutout', 'color'), lecam_weight=0.3,
+        topk=True, lr_schedule='cosine'),
 }
 
 

@@ -147,11 +147,12 @@ def mean_std(values: Sequence[Optional[float]]) -> tuple[float, float, int]:
 
 
 def mean_se(values: Sequence[Optional[float]]) -> tuple[float, float, int]:
-  """(mean, standard error s / sqrt(n) with the sample std s (ddof = 1; 0 for
-  one value), n) over the finite values; (nan, nan, 0) if there are none.
+  """(mean, standard error s / sqrt(n) with the sample std s (ddof = 1), n)
+  over the finite values; the error is nan for fewer than two values (one
+  seed resolves nothing), all nan for none.
   The spread a reported mean carries (PacGAN's tables report it)."""
   mean, std, n = mean_std(values)
-  return mean, (std / math.sqrt(n) if n else math.nan), n
+  return mean, (std / math.sqrt(n) if n > 1 else math.nan), n
 
 
 def difference(a: Sequence[Optional[float]], b: Sequence[Optional[float]]

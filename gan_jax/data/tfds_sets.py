@@ -212,7 +212,10 @@ def split_with_labels(name: str, split: str = 'train',
 def _register(name: str) -> None:
   def build(config):
     return load(name, data_dir=config.data_dir or None,
-                with_labels=config.conditional != 'none',
+                # Labels: for conditional runs, and to stratify a
+                # --train_fraction subset by class.
+                with_labels=(config.conditional != 'none'
+                             or config.train_fraction < 1),
                 **({'max_device_bytes': 0} if config.stream_data else {}))
 
   data_lib.register(data_lib.DatasetSpec(

@@ -89,8 +89,7 @@ def final_metrics(dataset: str, data, samples: np.ndarray,
   (asked for classes `labels`) that the data set's own classifier (digits,
   mnist) or, for a mixture, the nearest mode assigns to their class, with
   `label_classifier` naming the classifier; {} for a set with neither."""
-  from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  if data_lib.get(dataset).has_modes:
+  if hasattr(data, 'means'):  # a mixture: its modes are its classes
     return {'label_accuracy': nearest_mode_accuracy(samples, labels,
                                                     data.means),
             'label_classifier': 'nearest_mode'}

@@ -106,7 +106,7 @@ def e2_lines(directories: dict[str, str]) -> list[str]:
             'seeds.', '',
             '| optimizer | D steps | G loss | early mean D(G(z)) | early '
             'fakes < 1e-3 | modes | % HQ |', '|---|---|---|---|---|---|---|']
-  verdicts = []
+  verdicts, outcomes = [], []
   for opt, directory in found.items():
     by_point = {}
     for name in results_lib.finished(directory):
@@ -131,14 +131,22 @@ def e2_lines(directories: dict[str, str]) -> list[str]:
         mm = [f['modes'] for f in by_point[(d_steps, 'minimax')][0]]
         ns = [f['modes'] for f in by_point[(d_steps, 'non_saturating')][0]]
         diff, se = results_lib.difference(mm, ns)
-        who = ('non-saturating covers more modes' if diff > 0 else
-               'minimax covers more modes') if results_lib.resolved(
-                   diff, se) else 'no resolved difference'
+        learns = max(np.mean(mm), np.mean(ns)) >= 1.0
+        if not learns:
+          who = 'neither learns: both below one mode on average'
+        elif results_lib.resolved(diff, se):
+          who = ('non-saturating covers more modes' if diff > 0 else
+                 'minimax covers more modes')
+        else:
+          who = 'no resolved difference'
         verdicts.append(f'{opt}, {d_steps} D steps: non-saturating − minimax '
                         f'= {diff:+.2f} ± {se:.2f} modes ({who})')
+        outcomes.append((opt, int(d_steps), learns,
+                         results_lib.resolved(diff, se), diff))
   lines += ['', 'Who learns (modes at the end, difference with its '
             'standard error; "resolved" = beyond two standard errors): '
             + '; '.join(verdicts) + '.']
+  lines += [''] + e2_against_predictions(outcomes)
   if missing:
     lines += ['', f'Missing: E2 with {", ".join(missing)} (its sweep had not '
               'finished).']
@@ -159,6 +167,36 @@ PREDICTIONS = (
     'non-saturating losses reach similar scores; differences between losses '
     'are mostly within the spread over seeds.',
 )
+
+
+def e2_against_predictions(outcomes: list[tuple]) -> list[str]:
+  """E2's (optimizer, d_steps, someone learns, resolved, NS - MM) read
+  against Goodfellow et al. (D winning: NS ahead) and Lucic et al. (balanced
+  players: no resolved difference)."""
+  winning = [o for o in outcomes if o[1] > 1 and o[2]]
+  balanced = [o for o in outcomes if o[1] == 1 and o[2]]
+  silent = [f'{o[0]} with {o[1]} D steps' for o in outcomes if not o[2]]
+  lines = []
+  if winning:
+    ahead = [o for o in winning if o[3] and o[4] > 0]
+    lines.append(
+        f'* D made to win (more than one D step per G step), where at least '
+        f'one loss learns: the non-saturating loss is ahead, resolved, in '
+        f'{len(ahead)} of {len(winning)} settings '
+        f'({", ".join(f"{o[0]} {o[1]}" for o in winning)}), as Goodfellow et '
+        'al. predict' + ('' if len(ahead) == len(winning) else
+                         ' in those settings only') + '.')
+  if balanced:
+    same = [o for o in balanced if not o[3]]
+    lines.append(
+        f'* One D step per G step: no resolved difference in {len(same)} of '
+        f'{len(balanced)} settings where a loss learns (Lucic et al.: similar '
+        'scores).')
+  if silent:
+    lines.append('* Neither loss learns (under one mode on average) with '
+                 + ', '.join(silent) + ': these settings say nothing about '
+                 'saturation.')
+  return lines + ['']
 
 
 def section(e1_dir: str, e2_dirs: dict[str, str]) -> list[str]:

@@ -12,6 +12,7 @@ PyTorch is not a dependency of gan_jax; run this in an environment that has
 it:
 
     python bench/pytorch_pacgan.py [--steps=300] [--repeats=3] [--pack=1]
+        [--threads=0]
 
 It prints seed-steps per second (one seed, best of `--repeats`) with the
 threads torch uses (`torch.get_num_threads()`, every core by default).
@@ -76,7 +77,11 @@ def main():
   parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--pack', type=int, default=1)
   parser.add_argument('--batch', type=int, default=100)
+  parser.add_argument('--threads', type=int, default=0,
+                      help='torch.set_num_threads (0: torch\'s default)')
   args = parser.parse_args()
+  if args.threads:
+    torch.set_num_threads(args.threads)
   torch.manual_seed(0)
   g, d = generator(), discriminator(args.pack)
   init_normal(g)

@@ -59,27 +59,32 @@ import numpy as np
 from gan_jax import cli
 from gan_jax.config import MEMBER_KEYS, Config, ConfigError
 
-flags.DEFINE_string('workdir', None, 'The run to sample from (holding '
-                    'config.json and checkpoints/ or generators.msgpack).')
-flags.DEFINE_integer('step', None, 'The checkpoint step (default: the '
-                     'newest good one).')
-flags.DEFINE_integer('num', 64, 'Samples to generate.')
-flags.DEFINE_integer('seed', 0, 'Seed of the latents.')
-flags.DEFINE_float('truncation', 0.0, 'psi of the truncation trick: latent '
-                   'entries with |z_i| > psi are resampled until within psi; '
-                   '0 = none, else at least 0.05.')
-flags.DEFINE_integer('interpolate', 0, 'K >= 2: also write slerp strips of '
-                     'K points between pairs of latents; 0 = none.')
-flags.DEFINE_integer('num_strips', 8, 'Interpolation strips (pairs of '
-                     'latents) with --interpolate.')
-flags.DEFINE_enum('weights', 'auto', ['auto', 'ema', 'raw'], "G's weights: "
-                  "auto = the moving average when the run kept one, else G's "
-                  "own; ema = the moving average (refused without one); raw = "
-                  "G's own parameters.")
-flags.DEFINE_integer('seed_index', -1, 'Runs of several seeds: the member '
-                     '(0-based) to sample; -1 = every member.')
-flags.DEFINE_string('out', None, 'Output directory (default '
-                    'WORKDIR/generated).')
+
+def define_flags() -> None:
+  """The command's flags (defined when it runs, not on import: other commands
+  in the same process define --workdir, --seed and --out of their own)."""
+  flags.DEFINE_string('workdir', None, 'The run to sample from (holding '
+                      'config.json and checkpoints/ or generators.msgpack).')
+  flags.DEFINE_integer('step', None, 'The checkpoint step (default: the '
+                       'newest good one).')
+  flags.DEFINE_integer('num', 64, 'Samples to generate.')
+  flags.DEFINE_integer('seed', 0, 'Seed of the latents.')
+  flags.DEFINE_float('truncation', 0.0, 'psi of the truncation trick: latent '
+                     'entries with |z_i| > psi are resampled until within psi; '
+                     '0 = none, else at least 0.05.')
+  flags.DEFINE_integer('interpolate', 0, 'K >= 2: also write slerp strips of '
+                       'K points between pairs of latents; 0 = none.')
+  flags.DEFINE_integer('num_strips', 8, 'Interpolation strips (pairs of '
+                       'latents) with --interpolate.')
+  flags.DEFINE_enum('weights', 'auto', ['auto', 'ema', 'raw'], "G's weights: "
+                    "auto = the moving average when the run kept one, else G's "
+                    "own; ema = the moving average (refused without one); raw = "
+                    "G's own parameters.")
+  flags.DEFINE_integer('seed_index', -1, 'Runs of several seeds: the member '
+                       '(0-based) to sample; -1 = every member.')
+  flags.DEFINE_string('out', None, 'Output directory (default '
+                      'WORKDIR/generated).')
+
 
 FLAGS = flags.FLAGS
 
@@ -394,4 +399,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main, flags_parser=cli.parse_flags)

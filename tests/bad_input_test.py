@@ -243,7 +243,8 @@ class MalformedGridTest(parameterized.TestCase):
   @parameterized.named_parameters(
       ('no_colon', 'loss=hinge', "--grid: 'loss=hinge' is not key:v1,v2,..."),
       ('unknown_key', 'lossy:hinge,minimax',
-       "--grid: 'lossy' is not a training flag; valid: dataset, loss"),
+       "--grid: 'lossy' is not a training flag; valid: dataset, toy_layout, "
+       'toy_scale, toy_std, loss'),
       ('bad_value', 'loss:hinge,vanilla',
        "--grid point loss=vanilla: --loss='vanilla' is not a known loss; "
        'valid: fgan_hellinger'),

@@ -201,9 +201,11 @@ def section(dataset: str, directories: Sequence[str],
   speed = []
   for row in rows:
     result = results_lib.load_result(row['directory'], row['name'])
-    hours = result['wall_seconds'] * 400_000 / row['config'].num_steps / 3600
-    speed.append(f'{row_label(row["name"])} {result["wall_seconds"] / 60:.0f}'
-                 f' min (400,000 steps: {hours:.0f} h)')
+    # A result's wall_seconds is its program's wall time per run (seed).
+    seconds = result['wall_seconds'] * len(result['finals'])
+    hours = seconds * 400_000 / row['config'].num_steps / 3600
+    speed.append(f'{row_label(row["name"])} {seconds / 60:.1f} min '
+                 f'(400,000 steps: {hours:.0f} h)')
   lines += ['Wall time of each row (its seeds in one vmapped program, this '
             'machine) and its projection to the full protocol: '
             + '; '.join(speed) + '.', '']

@@ -182,7 +182,8 @@ class ReportTest(absltest.TestCase):
         f'error: --sweeps={sweeps} lacks pacgan_ring.cfg, '
         'pacgan_ring_unrolled.cfg, pacgan_grid.cfg, pacgan_grid_unrolled.cfg, '
         'pacgan_grid_losses.cfg, saturation_e2_adam.cfg, '
-        'saturation_e2_sgd.cfg; point it at experiments/sweeps'])
+        'saturation_e2_sgd.cfg, saturation_e2_sgd_small_lr.cfg; point it at '
+        'experiments/sweeps'])
     self.assertFalse(os.path.exists(runs))
 
 

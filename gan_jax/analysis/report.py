@@ -58,7 +58,8 @@ FLAGS = flags.FLAGS
 PACGAN_SWEEPS = {'ring8': ('pacgan_ring', 'pacgan_ring_unrolled'),
                  'grid25': ('pacgan_grid', 'pacgan_grid_unrolled',
                             'pacgan_grid_losses')}
-E2_SWEEPS = {'adam': 'saturation_e2_adam', 'sgd': 'saturation_e2_sgd'}
+E2_SWEEPS = {'adam': 'saturation_e2_adam', 'sgd': 'saturation_e2_sgd',
+             'sgd, lr 1e-3': 'saturation_e2_sgd_small_lr'}
 DIGITS_SWEEP = 'digits_losses'
 PRECISION_SWEEP = 'digits_precision'
 

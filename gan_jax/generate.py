@@ -82,6 +82,9 @@ def define_flags() -> None:
                     "G's own parameters.")
   flags.DEFINE_integer('seed_index', -1, 'Runs of several seeds: the member '
                        '(0-based) to sample; -1 = every member.')
+  flags.DEFINE_integer('class', -1, 'Class-conditional runs: the class K '
+                       'of every sample; -1 = classes 0, 1, ..., K-1 in turn '
+                       '(and a grid with a row per class).')
   flags.DEFINE_string('out', None, 'Output directory (default '
                       'WORKDIR/generated).')
 
@@ -104,10 +107,11 @@ class Options:
   weights: str = 'auto'
   seed_index: int = -1
   out: Optional[str] = None
+  label: int = -1  # the flag --class
 
   @classmethod
   def from_flags(cls) -> 'Options':
-    return cls(**{f.name: FLAGS[f.name].value
+    return cls(**{f.name: FLAGS['class' if f.name == 'label' else f.name].value
                   for f in dataclasses.fields(cls)})
 
 
@@ -192,7 +196,8 @@ def _data_for(config: Config):
     raise ValueError('gan_jax.generate does not read the data set')
 
   return types.SimpleNamespace(name=config.dataset, shape=spec.shape,
-                               sample=unavailable)
+                               sample=unavailable,
+                               sample_with_labels=unavailable)
 
 
 def _members(workdir: str) -> Optional[list[int]]:
@@ -213,12 +218,6 @@ def load(config: Config, step: Optional[int], seed_index: int):
   from gan_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from gan_jax import seeds as seeds_lib  # pylint: disable=g-import-not-at-top
   from gan_jax import train  # pylint: disable=g-import-not-at-top
-  if config.conditional != 'none':
-    raise ConfigError(f'{config.workdir} is a class-conditional run '
-                      f'(--conditional={config.conditional}); gan_jax.generate '
-                      'samples unconditional runs only (valid: a run trained '
-                      'with --conditional=none); its own samples_by_class.png '
-                      'and samples.npy hold its per-class samples')
   data = _data_for(config)
   _, steps = train.build_steps(config, data=data)
   template = jax.jit(lambda key: train.init(config, data, steps, key))(
@@ -266,6 +265,7 @@ def generate(steps, state: Any, z: np.ndarray, weights: str) -> np.ndarray:
   """G(z) of one state (a `GANState`, or `seeds.generator_tree` of one
   member) in inference mode, with the moving average or G's own
   parameters (`weights`: 'ema' or 'raw')."""
+  import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from gan_jax import train  # pylint: disable=g-import-not-at-top
   tree = state if isinstance(state, dict) else {
@@ -275,7 +275,7 @@ def generate(steps, state: Any, z: np.ndarray, weights: str) -> np.ndarray:
   fake = types.SimpleNamespace(g_ema=params, g_params=params,
                                g_state=tree['g_state'])
   plain = dataclasses.replace(steps, g_ema_decay=0.0)
-  return train.generate(plain, fake, jnp.asarray(z))
+  return train.generate(plain, fake, jax.tree.map(jnp.asarray, z))
 
 
 # ----------------------------------------------------------------------------
@@ -322,6 +322,51 @@ def _picture(path: str, samples: np.ndarray, data, title: str,
     plots.toy_samples(path, samples, data, title=title)
 
 
+def class_labels(o: Options, config: Config
+                 ) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+  """The classes G is asked for in a conditional run: of the samples and of
+  the interpolation strips (`--class`, else 0, 1, ..., K-1 in turn); (None,
+  None) for an unconditional run, where `--class` is refused."""
+  from gan_jax import conditional  # pylint: disable=g-import-not-at-top
+  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  k = train.num_classes(config)
+  if not k:
+    if o.label >= 0:
+      raise ConfigError(f'--class={o.label}: {config.workdir} is not a '
+                        'class-conditional run (valid: -1)')
+    return None, None
+  if not -1 <= o.label < k:
+    raise ConfigError(f'--class={o.label} is not a class of '
+                      f'{config.workdir} (valid: -1 for each in turn, '
+                      f'0..{k - 1})')
+  if o.label >= 0:
+    return (np.full(o.num, o.label, np.int32),
+            np.full(o.num_strips, o.label, np.int32))
+  return (conditional.eval_labels(o.num, k),
+          conditional.eval_labels(o.num_strips, k))
+
+
+def num_classes(config: Config) -> int:
+  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  return train.num_classes(config)
+
+
+def _paired(z: np.ndarray, labels: Optional[np.ndarray]):
+  """G's input: z, or the pair (z, y) of a conditional run."""
+  return z if labels is None else (z, labels)
+
+
+def _class_grid(path: str, samples: np.ndarray, labels: np.ndarray,
+                num_classes: int) -> str:
+  """samples_by_class.png: a row per class (`plots.rows_by_class`)."""
+  from gan_jax import plots  # pylint: disable=g-import-not-at-top
+  per_class = max(1, min(8, len(samples) // num_classes))
+  plots.save_image_grid(path, plots.rows_by_class(samples, labels,
+                                                  num_classes, per_class),
+                        rows=num_classes, cols=per_class)
+  return path
+
+
 def run(workdir: str, o: Options = Options()) -> list[str]:
   """The command: checks everything, then writes the files; returns their
   paths."""
@@ -342,6 +387,7 @@ def run(workdir: str, o: Options = Options()) -> list[str]:
   z = latents(o.seed, o.num, config.z_dim, psi)
   strips = (strip_latents(o.seed, o.num_strips, o.interpolate,
                           config.z_dim, psi) if o.interpolate else None)
+  labels, strip_labels = class_labels(o, config)
   members = [None] if seeds is None else list(range(len(seeds)))
   os.makedirs(out, exist_ok=True)
   written = []
@@ -354,7 +400,7 @@ def run(workdir: str, o: Options = Options()) -> list[str]:
             + (f'step {step}' if step is not None else 'final')
             + (f' / seed {seeds[m]}' if m is not None else '')
             + f' / {weights}' + (f' / psi {psi:g}' if psi else ''))
-    samples = generate(steps, one, z, weights)
+    samples = generate(steps, one, _paired(z, labels), weights)
     artifacts.save_npy(path('samples', 'npy'), samples)
     artifacts.save_npy(path('latents', 'npy'), z)
     side = max(1, math.ceil(math.sqrt(len(samples))))
@@ -362,9 +408,17 @@ def run(workdir: str, o: Options = Options()) -> list[str]:
              rows=math.ceil(len(samples) / side), cols=side)
     written += [path('samples', 'npy'), path('latents', 'npy'),
                 path('samples', 'png')]
+    if labels is not None:
+      artifacts.save_npy(path('labels', 'npy'), labels)
+      written.append(path('labels', 'npy'))
+      if samples.ndim == 4 and o.label < 0:
+        written.append(_class_grid(path('samples_by_class', 'png'), samples,
+                                   labels, num_classes(config)))
     if strips is not None:
       flat = strips.reshape((-1, config.z_dim))
-      frames = generate(steps, one, flat, weights)
+      flat_labels = (None if strip_labels is None else
+                     np.repeat(strip_labels, strips.shape[1]))
+      frames = generate(steps, one, _paired(flat, flat_labels), weights)
       frames = frames.reshape(strips.shape[:2] + frames.shape[1:])
       artifacts.save_npy(path('interpolation', 'npy'), frames)
       artifacts.save_npy(path('interpolation_latents', 'npy'), strips)
@@ -379,7 +433,9 @@ def run(workdir: str, o: Options = Options()) -> list[str]:
             'truncation': psi or None,
             'interpolate': o.interpolate or None,
             'num_strips': o.num_strips if o.interpolate else None,
-            'members': seeds}
+            'members': seeds,
+            'class': (None if labels is None else
+                      (o.label if o.label >= 0 else 'every class in turn'))}
   fileio.atomic_write(os.path.join(out, 'generated.json'),
                       json.dumps(record, indent=2, sort_keys=True) + '\n')
   written.append(os.path.join(out, 'generated.json'))

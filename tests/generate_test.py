@@ -44,6 +44,9 @@ class GenerateTest(absltest.TestCase):
     cls.members = testing.tiny_toy_config(workdir=os.path.join(root, 'seeds'),
                                           seed=5, num_steps=10)
     seeds_lib.run(cls.members, 2, out=quiet)
+    cls.conditional = testing.tiny_image_config(
+        workdir=os.path.join(root, 'conditional'), conditional='projection')
+    train.run(cls.conditional, out=quiet, err=quiet)
 
   def _run(self, config, name, **options):
     out = os.path.join(self.create_tempdir().full_path, name)
@@ -68,6 +71,25 @@ class GenerateTest(absltest.TestCase):
     images = self._load(out, 'samples.npy')
     self.assertEqual(images.shape, (10, 16, 16, 1))
     self.assertLessEqual(float(np.abs(images).max()), 1.0)
+
+  def test_a_conditional_run_makes_the_classes_asked_for(self):
+    every = self._run(self.conditional, 'every', num=23, interpolate=3,
+                      num_strips=2)
+    labels = self._load(every, 'labels.npy')
+    np.testing.assert_array_equal(labels, np.arange(23) % 10)
+    self.assertTrue(os.path.isfile(os.path.join(every,
+                                                'samples_by_class.png')))
+    self.assertEqual(self._load(every, 'interpolation.npy').shape[:2], (2, 3))
+    three = self._run(self.conditional, 'three', num=23, label=3)
+    np.testing.assert_array_equal(self._load(three, 'labels.npy'),
+                                  np.full(23, 3))
+    # Same latents: a sample asked for class 3 both times is the same image;
+    # asked for another class it is another image.
+    a, b = self._load(every, 'samples.npy'), self._load(three, 'samples.npy')
+    same = labels == 3
+    np.testing.assert_array_equal(a[same], b[same])
+    self.assertGreater(float(np.abs(a[~same] - b[~same]).max(axis=(1, 2, 3))
+                             .min()), 0.0)
 
   def test_the_same_seed_gives_the_same_samples(self):
     a = self._load(self._run(self.toy, 'a', num=20, seed=4), 'samples.npy')
@@ -207,14 +229,12 @@ class GenerateTest(absltest.TestCase):
     with self.assertRaisesRegex(ConfigError, 'holds no checkpoint'):
       generate.run(empty, generate.Options(out=out))
     self.assertEqual(os.listdir(empty), ['config.json'])
-    conditional = self.create_tempdir().full_path
-    with open(os.path.join(conditional, 'config.json'), 'w') as f:
-      f.write(self.toy.replace(workdir=conditional,
-                               conditional='projection').to_json())
-    with self.assertRaisesRegex(ConfigError, 'class-conditional run.*valid: '
-                                'a run trained with --conditional=none'):
-      generate.run(conditional, generate.Options(out=out))
-    self.assertFalse(os.path.exists(out))
+    for config, label, message in (
+        (self.toy, 0, 'not a class-conditional run'),
+        (self.conditional, 10, r'--class=10 is not a class.*0\.\.9')):
+      with self.assertRaisesRegex(ConfigError, message):
+        generate.run(config.workdir, generate.Options(out=out, label=label))
+      self.assertFalse(os.path.exists(out))
 
   def test_command_line_bad_step_is_one_line_exit_2(self):
     out = os.path.join(self.create_tempdir().full_path, 'never')

@@ -150,8 +150,11 @@ def e2_lines(directories: dict[str, str]) -> list[str]:
           who = 'no resolved difference'
         verdicts.append(f'{opt}, {d_steps} D steps: non-saturating − minimax '
                         f'= {diff:+.2f} ± {se:.2f} modes ({who})')
+        hq = {l: 100 * np.mean([f['hq_fraction']
+                                for f in by_point[(d_steps, l)][0]])
+              for l in ('minimax', 'non_saturating')}
         outcomes.append((opt, int(d_steps), learns,
-                         results_lib.resolved(diff, se), diff))
+                         results_lib.resolved(diff, se), diff, hq))
   lines += ['', 'Who learns (modes at the end, difference with its '
             'standard error; "resolved" = beyond two standard errors): '
             + '; '.join(verdicts) + '.']
@@ -185,16 +188,24 @@ def e2_against_predictions(outcomes: list[tuple]) -> list[str]:
   winning = [o for o in outcomes if o[1] > 1 and o[2]]
   balanced = [o for o in outcomes if o[1] == 1 and o[2]]
   silent = [f'{o[0]} with {o[1]} D steps' for o in outcomes if not o[2]]
+  # (optimizer, d_steps, someone learns, resolved, NS - MM, % HQ by loss)
   lines = []
+  name = lambda o: f'{o[0]} with {o[1]} D steps'
   if winning:
     ahead = [o for o in winning if o[3] and o[4] > 0]
-    lines.append(
-        f'* D made to win (more than one D step per G step), where at least '
-        f'one loss learns: the non-saturating loss is ahead, resolved, in '
-        f'{len(ahead)} of {len(winning)} settings '
-        f'({", ".join(f"{o[0]} {o[1]}" for o in winning)}), as Goodfellow et '
-        'al. predict' + ('' if len(ahead) == len(winning) else
-                         ' in those settings only') + '.')
+    behind = [o for o in winning if o[3] and o[4] < 0]
+    line = (f'* D made to win (more than one D step per G step), where at '
+            f'least one loss learns: the non-saturating loss is ahead, '
+            f'resolved, in {len(ahead)} of {len(winning)} settings, as '
+            'Goodfellow et al. predict'
+            + (f' ({", ".join(map(name, ahead))})' if ahead else '') + '.')
+    if behind:
+      line += (' Against the prediction, the minimax loss is ahead, '
+               'resolved, in ' + '; '.join(
+                   f'{name(o)} (% HQ: minimax {o[5]["minimax"]:.1f}, '
+                   f'non-saturating {o[5]["non_saturating"]:.1f})'
+                   for o in behind) + '.')
+    lines.append(line)
   if balanced:
     same = [o for o in balanced if not o[3]]
     lines.append(

@@ -174,9 +174,11 @@ class ExperimentsTest(parameterized.TestCase):
   def test_every_flagfile_resolves_to_a_valid_config(self):
     from absl import flags  # pylint: disable=g-import-not-at-top
     from gan_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+    from gan_jax import seeds as seeds_lib  # pylint: disable=g-import-not-at-top
     paths = sorted(glob.glob(os.path.join(ROOT, 'experiments', '*.cfg')))
     self.assertNotEmpty(paths)
     config_lib.define_flags()
+    seeds_lib.define_flags()  # --num_seeds: the PacGAN protocol's 10 runs
     for path in paths:
       flags.FLAGS.unparse_flags()
       flags.FLAGS(['prog', f'--flagfile={path}'])
@@ -187,12 +189,15 @@ class ExperimentsTest(parameterized.TestCase):
       self.assertIn('python -m gan_jax.main --flagfile=experiments/', text, path)
       self.assertIn('Measured', text, path)
       # DATASET_LOSS, DATASET_MODEL_LOSS or DATASET_MODEL_bench, MODEL
-      # possibly shortened to its first word (sngan for sngan_resnet).
+      # possibly shortened to its first word (sngan for sngan_resnet); a
+      # published protocol's file is named after it: pacgan_{ring,grid}_gan.
       stem = os.path.basename(path)[:-len('.cfg')]
       model = config.model.split('_')[0]
+      protocol = {'ring8': 'ring', 'grid25': 'grid'}.get(config.dataset)
       self.assertIn(stem, (f'{config.dataset}_{config.loss}',
                            f'{config.dataset}_{model}_{config.loss}',
-                           f'{config.dataset}_{model}_bench'), path)
+                           f'{config.dataset}_{model}_bench',
+                           f'{config.toy_layout}_{protocol}_gan'), path)
 
 
 if __name__ == '__main__':

@@ -129,9 +129,12 @@ class ReportTest(absltest.TestCase):
     # Against PacGAN's 17.3 ± 0.8: within two combined standard errors?
     diff, both = gan[0] - 17.3, np.hypot(gan[1], 0.8)
     verdict = 'within' if abs(diff) <= 2 * both else 'outside'
-    self.assertIn(f'* GAN: {gan[0]:.2f} ± {gan[1]:.2f} modes against the '
-                  f'published 17.3 ± 0.8: difference {diff:+.2f} ± '
-                  f'{both:.2f}, {verdict}', text)
+    hq_diff, hq_both = gan[2] - 94.8, np.hypot(gan[3], 0.7)
+    hq_verdict = 'within' if abs(hq_diff) <= 2 * hq_both else 'outside'
+    self.assertIn(f'* GAN: modes {gan[0]:.2f} ± {gan[1]:.2f} against 17.3 ± '
+                  f'0.8 ({verdict} two combined standard errors); % HQ '
+                  f'{gan[2]:.2f} ± {gan[3]:.2f} against 94.8 ± 0.7 '
+                  f'({hq_verdict}', text)
     self.assertIn('| PacGAN4 | 24.8 ± 0.2 | 93.6 ± 0.6 | 0.04 ± 0.01 | '
                   'PacGAN Table 1', text)
     # The curve's last interval: per-seed change of modes from step 30 to 40.
@@ -141,7 +144,8 @@ class ReportTest(absltest.TestCase):
     change = [f['modes'] - [r for r in log if r['step'] == 30][0]['modes']
               for log, f in zip(logs, finals)]
     c, cse = _mean_se(change)
-    self.assertIn(f'modes {c:+.2f} ± {cse:.2f} from step 30 to 40', text)
+    self.assertIn(f'modes {c:+.2f} ± {cse:.2f}, % HQ ', text)
+    self.assertIn(' over steps 30–40 (', text)
     # (b): E1's table and the regime sentence; E2's who-learns line.
     self.assertIn('| 0 | 80 ± 2 % | 0.010 ± 0.001 |', text)
     self.assertIn('reached for G frozen at step 0 (80% of fakes)', text)

@@ -200,21 +200,10 @@ class TrainingTest(absltest.TestCase):
       self.assertEqual(float(state.d_state['lecam']['updates']), 2.0)
 
   def test_vmapped_seeds_equal_seeds_alone(self):
-    from gan_jax import loop  # pylint: disable=g-import-not-at-top
-    from gan_jax import seeds  # pylint: disable=g-import-not-at-top
-    from gan_jax import train  # pylint: disable=g-import-not-at-top
     base = testing.tiny_image_config(num_steps=3, **ALL)
-    configs = [base.replace(seed=1), base.replace(seed=2)]
-    result = seeds.train_members(configs)
-    for m, config in enumerate(configs):
-      _, steps, state = train.build(config)
-      state = loop.train(state, steps.train_step, config.num_steps,
-                         config.log_every, out=None)
-      for name in ('g_params', 'd_params', 'd_state'):
-        for a, b in zip(jax.tree.leaves(getattr(result.state, name)),
-                        jax.tree.leaves(getattr(state, name))):
-          np.testing.assert_allclose(np.asarray(a)[m], b, atol=1e-5,
-                                     err_msg=f'member {m} {name}')
+    testing.assert_members_equal_alone(
+        [base.replace(seed=1), base.replace(seed=2)],
+        ('g_params', 'd_params', 'd_state'))
 
 
 if __name__ == '__main__':

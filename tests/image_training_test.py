@@ -332,22 +332,13 @@ class TfdsTrainingTest(parameterized.TestCase):
 class ImageSeedsTest(absltest.TestCase):
 
   def test_vmapped_seeds_equal_seeds_alone_with_model_state_and_ema(self):
-    from gan_jax import loop  # pylint: disable=g-import-not-at-top
-    from gan_jax import seeds  # pylint: disable=g-import-not-at-top
     from gan_jax import train  # pylint: disable=g-import-not-at-top
     base = testing.tiny_image_config(g_batch_norm=True, d_spectral_norm=True,
                                      g_ema_decay=0.9)
-    configs = [base.replace(seed=1), base.replace(seed=2)]
-    result = seeds.train_members(configs)
-    for m, config in enumerate(configs):
-      _, steps, state = train.build(config)
-      state = loop.train(state, steps.train_step, config.num_steps,
-                         config.log_every, out=None)
-      for name in ('g_params', 'g_state', 'd_state', 'g_ema'):
-        for a, b in zip(jax.tree.leaves(getattr(result.state, name)),
-                        jax.tree.leaves(getattr(state, name))):
-          np.testing.assert_allclose(np.asarray(a)[m], b, atol=1e-5,
-                                     err_msg=f'member {m} {name}')
+    result, alone = testing.assert_members_equal_alone(
+        [base.replace(seed=1), base.replace(seed=2)],
+        ('g_params', 'g_state', 'd_state', 'g_ema'))
+    for m, config, steps, state in alone:
       samples = train.generate(steps, state, train.eval_latents(config))
       np.testing.assert_allclose(result.samples[m], samples, atol=1e-5)
 

@@ -190,3 +190,27 @@ def assert_trees_differ(a: Any, b: Any) -> None:
   if all(np.array_equal(x, y)
          for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))):
     raise AssertionError('the trees are equal: no leaf differs')
+
+
+def assert_members_equal_alone(configs, fields: tuple[str, ...]):
+  """Trains `configs` as one vmapped program (`gan_jax.seeds`) and each alone
+  (`gan_jax.train`), asserts the state `fields` of every member equal its
+  run alone to 1e-5; returns (the members' result, [(member, config,
+  steps, state alone)])."""
+  from gan_jax import loop  # pylint: disable=g-import-not-at-top
+  from gan_jax import seeds  # pylint: disable=g-import-not-at-top
+  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  result = seeds.train_members(configs)
+  alone = []
+  for m, config in enumerate(configs):
+    _, steps, state = train.build(config)
+    state = loop.train(state, steps.train_step, config.num_steps,
+                       config.log_every, out=None)
+    for name in fields:
+      for a, b in zip(jax.tree.leaves(getattr(result.state, name)),
+                      jax.tree.leaves(getattr(state, name))):
+        np.testing.assert_allclose(np.asarray(a)[m], b, atol=1e-5,
+                                   err_msg=f'member {m} {name}')
+    alone.append((m, config, steps, state))
+  return result, alone
+

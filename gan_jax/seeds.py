@@ -320,8 +320,8 @@ def summary(config: Config, finals: list[dict]) -> str:
   """Terminal lines: each seed's result, the mean, and the artifacts."""
   lines = [f'done in {finals[0]["train_seconds"]:.1f} s ({len(finals)} seeds '
            'in one program):']
-  keys = [k for k in ('modes', 'hq_fraction', 'reverse_kl', 'jsd')
-          if k in finals[0]]
+  keys = [k for k in ('modes', 'hq_fraction', 'reverse_kl', 'jsd', 'fid',
+                      'label_accuracy') if k in finals[0]]
   for f in finals:
     lines.append(f'  seed {f["seed"]}: ' + ', '.join(
         f'{k} {f[k]:.4g}' if f.get(k) is not None else f'{k} n/a'

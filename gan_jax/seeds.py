@@ -115,12 +115,10 @@ def check(config: Config, num_seeds: int) -> None:
     refused.append(f'--checkpoint_every={config.checkpoint_every}')
   if config.multihost:
     refused.append('--multihost')
-  if config.eval_every and not data_lib.spec(config).has_modes:
-    refused.append(f'--eval_every={config.eval_every}')
   if refused:
     raise ConfigError(
         f'--num_seeds={num_seeds} writes no checkpoints and runs on one '
-        f'host without in-training image evaluation; drop '
+        f'host; drop '
         f'{", ".join(refused)} '
         'or use --num_seeds=1')
   if os.path.isdir(os.path.join(config.workdir, 'checkpoints')):
@@ -219,17 +217,17 @@ def train_members(configs: Sequence[Config], out=None) -> Result:
   z = jax.tree.map(lambda *zs: jnp.stack(zs),
                    *[train.eval_inputs(c) for c in configs])
 
+  evaluate = curve_evaluator(first, data)
+
   def on_chunk(state) -> bool:
-    # Learning curves of a mixture: every member's mode coverage, sample
-    # quality and reverse KL on its evaluation latents, added to the
-    # chunk's record (`--eval_every`, toy data sets only).
+    # Learning curves (`--eval_every`): every member's scores on its own
+    # evaluation latents, added to the chunk's record.
     step = int(np.ravel(jax.device_get(state.step))[0])
-    if first.eval_every and step % first.eval_every == 0 and (
-        step < first.num_steps):
+    if evaluate and step % first.eval_every == 0 and step < first.num_steps:
       samples = train.generate(steps, layout.unpad(state), z,
                                member_axis=True)
       for m, c in enumerate(configs):
-        logs[m][-1].update(train.toy_sample_metrics(c, data, samples[m]))
+        logs[m][-1].update(evaluate(c, samples[m]))
     return False
 
   stats = loop.Stats()
@@ -248,6 +246,30 @@ def train_members(configs: Sequence[Config], out=None) -> Result:
   return Result(state, samples, logs, finals, stats.train_seconds,
                 stats.compile_seconds, stats.compilations,
                 1 if layout.mesh is None else layout.mesh.size, data)
+
+
+def curve_evaluator(config: Config, data):
+  """`(member config, samples) -> scores` for the `--eval_every` learning
+  curves of a several-seed run, or None without `--eval_every`: a
+  mixture's mode coverage, sample quality and reverse KL
+  (`train.toy_sample_metrics`); an image set's `--eval_metrics` against
+  its reference (`gan_jax.evaluation`, the extractor and reference
+  statistics loaded once; numbers only, as the chunk's record holds
+  numbers), each member's samples judged alone."""
+  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  if not config.eval_every:
+    return None
+  if data_lib.spec(config).has_modes:
+    return lambda c, samples: train.toy_sample_metrics(c, data, samples)
+  from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
+  evaluator = evaluation.make_in_training_evaluator(config)
+
+  def scores(c: Config, samples: np.ndarray) -> dict:
+    record = evaluator(0, samples, train.eval_labels(c))
+    return {k: v for k, v in record.items()
+            if k not in ('step', 'eval') and isinstance(v, (int, float))}
+
+  return scores
 
 
 def member_configs(config: Config, num_seeds: int) -> list[Config]:

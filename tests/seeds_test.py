@@ -25,6 +25,7 @@ from gan_jax import seeds
 from gan_jax import train
 from gan_jax.config import ConfigError
 from gan_jax.metrics import toy as toy_metrics
+import reference_metrics as independent
 import subprocess_env
 import testing
 
@@ -130,8 +131,32 @@ class SeedsTest(absltest.TestCase):
                                           data.std)
       for key in ('modes', 'hq_fraction'):
         self.assertEqual(at[20][key], expected[key], (m, key))
-    with self.assertRaisesRegex(ConfigError, r'--eval_every=20'):
-      seeds.check(testing.tiny_image_config(eval_every=20, log_every=10), 2)
+
+  def test_learning_curves_of_an_image_set(self):
+    # --eval_every on digits: each member's record at step 20 holds the FID
+    # of that seed trained alone for 20 steps, computed here in float64 from
+    # the bundled classifier's features of its samples and of the train
+    # split (tests/reference_metrics.py).
+    from gan_jax import features  # pylint: disable=g-import-not-at-top
+    from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
+    base = testing.tiny_image_config(num_steps=30, log_every=10, eval_every=20,
+                                     eval_metrics=('fid',),
+                                     num_eval_samples=200)
+    seeds.check(base, 2)
+    configs = [base.replace(seed=3), base.replace(seed=4)]
+    result = seeds.train_members(configs)
+    extractor = features.get('digits_classifier')
+    real, _ = extractor.extract(reference.digits('train')[0])
+    for m, config in enumerate(configs):
+      at = {r['step']: r for r in result.logs[m]}
+      self.assertNotIn('fid', at[10])
+      self.assertNotIn('fid', at[30])  # the final score is the report's
+      _, samples = alone(config.replace(num_steps=20))
+      fake, _ = extractor.extract(np.asarray(samples))
+      np.testing.assert_allclose(at[20]['fid'],
+                                 independent.frechet(real, fake), rtol=1e-4)
+      self.assertEqual(at[20]['num_generated'], 200)
+    self.assertNotEqual(result.logs[0][1]['fid'], result.logs[1][1]['fid'])
 
 
   def test_members_split_into_the_smallest_share_per_device(self):

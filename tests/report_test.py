@@ -7,8 +7,10 @@ and the report's statistics are checked against numpy and scipy.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from unittest import mock
 
 from absl.testing import absltest
@@ -264,3 +266,244 @@ class FiguresTest(absltest.TestCase):
 
 if __name__ == '__main__':
   absltest.main()
+
+
+def write_digits_sweep(directory, points, samples_per_seed=50, **fields):
+  """A finished digits sweep over `points` (SEEDS seeds each) as
+  `gan_jax.sweep` writes it, with images of the digits test split as the
+  samples; its scores come from `digits_scores`."""
+  from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
+  images = reference.digits('test')[0][:samples_per_seed]
+  base = Config(dataset='digits', model='dcgan', num_steps=STEPS,
+                log_every=EVERY, eval_every=EVERY,
+                num_eval_samples=samples_per_seed, **fields)
+  names = [','.join(f'{k}={v}' for k, v in point.items()) for point in points]
+  os.makedirs(directory)
+  with open(os.path.join(directory, 'sweep.json'), 'w') as f:
+    json.dump({'configurations': names}, f)
+  for point, name in zip(points, names):
+    run = os.path.join(directory, name)
+    os.makedirs(run)
+    saved = json.loads(base.replace(**point).to_json())
+    saved.update(num_seeds=SEEDS, seeds=list(range(SEEDS)))
+    with open(os.path.join(run, 'config.json'), 'w') as f:
+      json.dump(saved, f)
+    finals = [dict(seed=s, final=True, step=STEPS) for s in range(SEEDS)]
+    with open(os.path.join(run, 'metrics.jsonl'), 'w') as f:
+      for s in range(SEEDS):
+        for step in range(EVERY, STEPS + 1, EVERY):
+          f.write(json.dumps(dict(seed=s, step=step, d_loss=0.5)) + '\n')
+      f.writelines(json.dumps(final) + '\n' for final in finals)
+    with open(os.path.join(run, results.RESULTS), 'w') as f:
+      json.dump({'point': point, 'finals': finals, 'wall_seconds': 60.0,
+                 'program_runs': SEEDS}, f)
+    np.save(os.path.join(run, 'samples.npy'),
+            np.stack([images] * SEEDS).astype(np.float32))
+    open(os.path.join(run, results.DONE), 'w').close()
+  return directory
+
+
+def digits_scores(directory, name):
+  """Made-up per-seed scores of a configuration (as `small_data.seed_scores`
+  returns them), fixed by its name: an FID curve at every EVERY steps whose
+  last point is the final FID; label accuracy and intra-class FID for a
+  conditional configuration."""
+  rng = np.random.default_rng(sum(map(ord, os.path.basename(directory)
+                                      + name)))
+  out = []
+  for s in range(SEEDS):
+    curve = [{'step': step, 'fid': float(rng.uniform(20, 200))}
+             for step in range(EVERY, STEPS + 1, EVERY)]
+    scores = {'seed': s, 'fid': curve[-1]['fid'], 'curve': curve}
+    if 'conditional' in name:
+      scores.update(label_acc=float(rng.uniform(0.8, 1.0)),
+                    intra_fid=float(rng.uniform(30, 90)))
+    out.append(scores)
+  return out
+
+
+class SmallDataSectionTest(absltest.TestCase):
+  """Section (e): its arithmetic against numpy on made-up scores, its seed
+  scores against an independent FID, and `--sections`."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    from gan_jax.analysis import small_data  # pylint: disable=g-import-not-at-top
+    cls.small_data = small_data
+    cls.runs = tempfile.mkdtemp()
+    cls.dirs = {
+        small_data.BASELINE: write_digits_sweep(
+            os.path.join(cls.runs, small_data.BASELINE),
+            [{'train_fraction': 0.1}, {'train_fraction': 1.0}]),
+        small_data.AUGMENTED: write_digits_sweep(
+            os.path.join(cls.runs, small_data.AUGMENTED),
+            [{'train_fraction': 0.1, 'lecam_weight': w} for w in (0.0, 0.3)],
+            augment=('translation', 'cutout')),
+        small_data.CONDITIONAL: write_digits_sweep(
+            os.path.join(cls.runs, small_data.CONDITIONAL),
+            [{'conditional': c} for c in ('projection', 'acgan')]),
+    }
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.runs)
+    super().tearDownClass()
+
+  def section(self, dirs=None):
+    out = self.create_tempdir().full_path
+    figure = lambda name: (os.path.join(out, name), f'results/{name}')
+    lines = self.small_data.section(dirs or self.dirs, figure, digits_scores)
+    return '\n'.join(lines), out
+
+  def scores(self, sweep, name):
+    return digits_scores(self.dirs[sweep], name)
+
+  def test_tables_against_numpy(self):
+    text, out = self.section()
+    sd = self.small_data
+    fmt = lambda v, k=1.0: '{:.1f} ± {:.1f}'.format(*(k * x for x in
+                                                      _mean_se(v)))
+    # Conditioning: the unconditional row is the baseline's 100% row.
+    none = self.scores(sd.BASELINE, 'train_fraction=1.0')
+    proj = self.scores(sd.CONDITIONAL, 'conditional=projection')
+    curves = np.array([[p['fid'] for p in r['curve']] for r in proj])
+    at = int(np.argmin(curves.mean(0)))
+    change = curves[:, -1] - curves[:, -4]
+    c, cse = _mean_se(change)
+    verdict = ('flat' if abs(c) <= 2 * cse else
+               'still falling' if c < 0 else 'rising')
+    self.assertIn(
+        f'| projection | {fmt([r["fid"] for r in proj])} | '
+        f'{fmt(curves[:, at])} ({EVERY * (at + 1)}) | '
+        f'{fmt([r["label_acc"] for r in proj], 100)} % | '
+        f'{fmt([r["intra_fid"] for r in proj])} | {verdict} ({c:+.1f} ± '
+        f'{cse:.1f} from step {EVERY} to {STEPS}) | {SEEDS} |', text)
+    self.assertIn(f'| unconditional | {fmt([r["fid"] for r in none])} |',
+                  text)
+    a = np.array([r['fid'] for r in none])
+    b = np.array([r['fid'] for r in proj])
+    diff = b.mean() - a.mean()
+    se = np.sqrt(a.var(ddof=1) / SEEDS + b.var(ddof=1) / SEEDS)
+    self.assertIn(f'- projection − unconditional: {diff:+.1f} ± {se:.1f} FID '
+                  f'({"resolved" if abs(diff) > 2 * se else "not resolved"})',
+                  text)
+    # DiffAugment against none at 10%: the difference and the relative gain
+    # 1 - b/a with its delta-method error.
+    a = np.array([r['fid'] for r in self.scores(sd.BASELINE,
+                                                'train_fraction=0.1')])
+    b = np.array([r['fid'] for r in self.scores(
+        sd.AUGMENTED, 'train_fraction=0.1,lecam_weight=0.0')])
+    (ma, sa), (mb, sb) = _mean_se(a), _mean_se(b)
+    gain = 1 - mb / ma
+    gain_se = (mb / ma) * np.hypot(sa / ma, sb / mb)
+    self.assertIn(f'- 10%, DiffAugment against none: final FID '
+                  f'{mb - ma:+.1f} ± {np.hypot(sa, sb):.1f}', text)
+    self.assertIn(f'a relative gain of {100 * gain:.0f} ± '
+                  f'{100 * gain_se:.0f} %.', text)
+    self.assertIn(f'{100 * gain:.0f} ± {100 * gain_se:.0f} %, '
+                  f'{"met" if gain >= 0.3 else "not met"} by the mean', text)
+    # The 25% row is missing from every sweep: no row is made up for it.
+    self.assertNotIn('| 25% |', text)
+    self.assertIn('| 100% | ' + fmt([r['fid'] for r in none]), text)
+    self.assertIn('| 100% | ', text)
+    self.assertIn('missing', text.split('| 100% |')[1].split('\n')[0])
+    # The best configuration by mean final FID, over every row.
+    finals = {}
+    for sweep, d in self.dirs.items():
+      for name in results.finished(d):
+        finals[(sweep, name)] = np.mean([r['fid'] for r in
+                                         digits_scores(d, name)])
+    best = min(finals.values())
+    self.assertIn(f', {best:.1f} ± ', text.split('Best configuration')[1])
+    for name in ('digits_fid_curves.png', 'digits_class_grids.png'):
+      with open(os.path.join(out, name), 'rb') as f:
+        self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+      self.assertIn(f'](results/{name})', text)
+
+  def test_lowest_point_and_flatness_of_the_mean_curve(self):
+    # Seed 0's own minimum (10 at step 20) is not the mean curve's (step 30);
+    # over the last 3 intervals seed 0 changes by +50 and seed 1 by -20:
+    # +15 ± 35, flat.
+    curve = lambda fids: [{'step': 10 * (i + 1), 'fid': f}
+                          for i, f in enumerate(fids)]
+    runs = [{'curve': curve([90, 10, 60, 70, 60])},
+            {'curve': curve([90, 100, 40, 50, 80])}]
+    self.assertEqual(self.small_data.lowest_on_curve(runs), (30, [60, 40]))
+    self.assertEqual(self.small_data.flatness(runs),
+                     'flat (+15.0 ± 35.0 from step 20 to 50)')
+    runs[1]['curve'][-1]['fid'] = 200  # +50 and +100: +75 ± 25, resolved
+    self.assertEqual(self.small_data.flatness(runs),
+                     'rising (+75.0 ± 25.0 from step 20 to 50)')
+    runs = [{'curve': curve([90, 100, 60, 70, 10])},
+            {'curve': curve([90, 100, 60, 70, 20])}]
+    self.assertEqual(self.small_data.flatness(runs),
+                     'still falling (-85.0 ± 5.0 from step 20 to 50)')
+
+  def test_missing_sweeps_are_named(self):
+    sd = self.small_data
+    dirs = dict(self.dirs)
+    dirs[sd.CONDITIONAL] = os.path.join(self.runs, 'nowhere')
+    text, out = self.section(dirs)
+    self.assertIn('Not finished when this was written (their rows are '
+                  'missing): `digits_conditional`.', text)
+    self.assertNotIn('| projection |', text)
+    self.assertNotIn('Class conditioning', text)
+    self.assertFalse(os.path.exists(os.path.join(out,
+                                                 'digits_class_grids.png')))
+
+  def test_seed_scores_against_an_independent_fid(self):
+    # The final FID and label accuracy of a conditional configuration's
+    # saved samples: the classifier's features and logits, then float64
+    # numpy (tests/reference_metrics.py); the curve ends at the final FID.
+    from gan_jax import features  # pylint: disable=g-import-not-at-top
+    from gan_jax import train  # pylint: disable=g-import-not-at-top
+    from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
+    import reference_metrics as independent  # pylint: disable=g-import-not-at-top
+    sd = self.small_data
+    name = 'conditional=projection'
+    scores = sd.seed_scores(self.dirs[sd.CONDITIONAL], name)
+    config = results.load_config(self.dirs[sd.CONDITIONAL], name)
+    extractor = features.get('digits_classifier')
+    real, _ = extractor.extract(reference.digits('train')[0])
+    images = reference.digits('test')[0][:50]
+    fake, logits = extractor.extract(images)
+    labels = train.eval_labels(config)
+    self.assertEqual([s['seed'] for s in scores], list(range(SEEDS)))
+    for s in scores:
+      np.testing.assert_allclose(s['fid'], independent.frechet(real, fake),
+                                 rtol=1e-4)
+      self.assertAlmostEqual(s['label_acc'],
+                             float(np.mean(np.argmax(logits, 1) == labels)))
+      self.assertEqual(s['curve'][-1], {'step': STEPS, 'fid': s['fid']})
+
+  def test_sections_keep_the_other_sections_text(self):
+    out = self.create_tempdir().full_path
+    old = ('# Reproduction report\n\nopening words\n\n## (a) Mode collapse\n\n'
+           'table a\n\n## (e) Digits: old\n\nold e\n\n## (c) Digits: losses\n'
+           '\nc text\n')
+    with open(os.path.join(out, 'RESULTS.md'), 'w') as f:
+      f.write(old)
+    sweeps = self.create_tempdir().full_path
+    for name in self.small_data.SWEEPS:
+      open(os.path.join(sweeps, name + '.cfg'), 'w').close()
+    with mock.patch.object(self.small_data, 'seed_scores', digits_scores):
+      path = report.build(self.runs, out, sweeps, run=False, sections=('e',))
+    text = open(path).read()
+    self.assertTrue(text.startswith('# Reproduction report\n\nopening words'
+                                    '\n\n## (a) Mode collapse\n\ntable a\n\n'
+                                    '## (c) Digits: losses\n\nc text\n\n'
+                                    '## (e) Digits: class conditioning'), text)
+    self.assertNotIn('old e', text)
+    self.assertIn('| projection |', text)
+
+  def test_unknown_section_is_a_usage_error(self):
+    out = self.create_tempdir().full_path
+    proc = subprocess.run(
+        [sys.executable, '-m', 'gan_jax.report', '--sections=e,z',
+         f'--out={out}', '--norun_sweeps'], capture_output=True, text=True,
+        cwd=ROOT, timeout=300)
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    self.assertEqual(proc.stderr.strip().splitlines(), [
+        'error: --sections=e,z: valid sections are a, b, c, d, e'])
+    self.assertEqual(os.listdir(out), [])

@@ -1,7 +1,7 @@
 """The reproduction report: `experiments/RESULTS.md` and its figures.
 
     python -m gan_jax.analysis.report [--runs=runs/report] [--out=experiments]
-        [--norun_sweeps]
+        [--norun_sweeps] [--sections=a,b,c,d,e]
 
 (or `python -m gan_jax.report`, the same command) runs the sweeps of
 `experiments/sweeps/` that the report needs (each with `python -m
@@ -9,7 +9,11 @@ gan_jax.sweep`, resuming: finished configurations are kept, so an
 interrupted report picks up where it stopped) and the saturation experiment
 E1 (`gan_jax.saturation`, unless `OUT/saturation/e1.json` exists), then
 writes `OUT/RESULTS.md` and `OUT/results/*.png`. With `--norun_sweeps` it
-only reads what has finished and names every missing row.
+only reads what has finished and names every missing row. With
+`--sections` naming some of the sections below, only their sweeps run and
+only their text is rewritten: the others' text in OUT/RESULTS.md, and its
+opening paragraphs, stay as they are (section (a) takes a day of this CPU;
+section (e) an hour).
 
 (a) PacGAN's synthetic-data protocol on the ring and the grid: GAN,
     PacGAN2/3/4, Unrolled GAN (k = 5) and the project's losses, 10 seeds,
@@ -21,7 +25,11 @@ only reads what has finished and names every missing row.
 (c) digits, when that data set is registered: the loss comparison by
     classifier FID (Lucic et al. 2018 style: every loss, same architecture,
     several seeds);
-(d) digits again: float32 against bfloat16 computation (`--compute_dtype`).
+(d) digits again: float32 against bfloat16 computation (`--compute_dtype`);
+(e) digits: unconditional against projection and ACGAN discriminators, and
+    DiffAugment and LeCam at 10%, 25% and 100% of the training split, with
+    FID learning curves and per-class sample grids
+    (`gan_jax.analysis.small_data`).
 
 Every table states its protocol (seeds, steps, batch, evaluation samples,
 architecture), read from the runs' own `config.json` by `Config.load`, and
@@ -53,6 +61,10 @@ flags.DEFINE_string('sweeps', os.path.join('experiments', 'sweeps'),
                     'Directory of the sweep flagfiles.')
 flags.DEFINE_bool('run_sweeps', True, 'Run (or finish) the sweeps and E1; '
                   'without, only read what has finished.')
+SECTIONS = ('a', 'b', 'c', 'd', 'e')
+flags.DEFINE_list('sections', list(SECTIONS), 'Sections to (re)write, of '
+                  f'{",".join(SECTIONS)}; the others keep their text in '
+                  'OUT/RESULTS.md.')
 FLAGS = flags.FLAGS
 
 PACGAN_SWEEPS = {'ring8': ('pacgan_ring', 'pacgan_ring_unrolled'),
@@ -226,82 +238,163 @@ def _wall_minutes(directories) -> float:
              if os.path.isdir(d) for row in results_lib.load_rows(d)) / 60
 
 
-def build(runs: str, out: str, sweeps: str, run: bool = True) -> str:
-  """Runs (with `run`) every sweep the report needs and writes
-  OUT/RESULTS.md from whatever has finished."""
+def _finished(directory: str) -> bool:
+  return os.path.isdir(directory) and bool(results_lib.finished(directory))
+
+
+def _digits_sweeps(names, runs: str, sweeps: str, run: bool) -> dict:
+  """{name: directory} of the digits sweeps `names` that have a flagfile,
+  when digits is registered (each run, with `run`)."""
   from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  if 'digits' not in data_lib.names():
+    return {}
+  return {name: run_sweep(name, runs, sweeps, run) for name in names
+          if os.path.isfile(os.path.join(sweeps, name + '.cfg'))}
+
+
+def section_a(runs: str, out: str, sweeps: str, run: bool):
+  """(lines, sweep directories) of section (a)."""
   from gan_jax.analysis import pacgan  # pylint: disable=g-import-not-at-top
+  toy_dirs = {ds: [run_sweep(n, runs, sweeps, run) for n in names]
+              for ds, names in PACGAN_SWEEPS.items()}
+  lines = ['## (a) Mode collapse under PacGAN\'s protocol', '',
+           'Metrics as VEEGAN and PacGAN define them (PacGAN\'s '
+           '`MetricLogger`): a sample is high quality within 3 std of its '
+           'nearest mode; a mode is covered when it receives at least one '
+           'high-quality sample; reverse KL is KL(q ‖ uniform) of the '
+           'high-quality samples\' mode histogram (n/a when a run has none). '
+           'The CPU cannot afford PacGAN\'s 400,000 steps × 10 seeds per row '
+           '(each table gives the projection from its measured speed): every '
+           'row is the same protocol cut at the budget its table states, '
+           'with its learning curve, and the text says whether the curve had '
+           'flattened there. The full-length protocol is '
+           '`experiments/pacgan_grid_gan.cfg` (or `pacgan_ring_gan.cfg`) with '
+           '`--pack=m` or `--unroll_steps=5`.', '']
+  for dataset, dirs in toy_dirs.items():
+    lines += pacgan.section(dataset, dirs,
+                            _figure_path(out, f'{dataset}_pacgan_curves.png'))
+  return lines, [d for dirs in toy_dirs.values() for d in dirs]
+
+
+def section_b(runs: str, out: str, sweeps: str, run: bool):
+  """(lines, sweep directories) of section (b)."""
   from gan_jax.analysis import saturation_report  # pylint: disable=g-import-not-at-top
   e2_dirs = {opt: run_sweep(name, runs, sweeps, run)
              for opt, name in E2_SWEEPS.items()}
   e1_dir = run_e1(out, run)
-  toy_dirs = {ds: [run_sweep(n, runs, sweeps, run) for n in names]
-              for ds, names in PACGAN_SWEEPS.items()}
-  digits = {}
-  for name in (DIGITS_SWEEP, PRECISION_SWEEP):
-    if ('digits' in data_lib.names()
-        and os.path.isfile(os.path.join(sweeps, name + '.cfg'))):
-      digits[name] = run_sweep(name, runs, sweeps, run)
-  directories = ([d for ds in toy_dirs.values() for d in ds]
-                 + list(e2_dirs.values()) + list(digits.values()))
-  missing = [os.path.basename(d) for d in directories
-             if not (os.path.isdir(d) and results_lib.finished(d))]
-  lines = ['# Reproduction report', '',
-           'Regenerate everything below (tables and figures) with',
-           '', '```bash', '.venv/bin/python -m gan_jax.report', '```', '',
-           'It runs the sweeps in `experiments/sweeps/` with `gan_jax.sweep` '
-           '(finished configurations are kept, so an interrupted report '
-           'resumes) and the saturation experiment E1, and writes this file '
-           'and `experiments/results/`. Its finished sweeps took '
-           f'{_wall_minutes(directories):.0f} min of wall time on a 2-core '
-           'CPU shared with other jobs. Per-seed numbers: `results.csv` in '
-           f'each sweep directory under `{runs}/`. Every number is a mean ± '
-           'standard error over seeds unless a table says otherwise; an '
-           'ordering is called resolved only when the difference exceeds two '
-           'standard errors.', '']
-  if missing:
-    lines += ['Not finished when this file was written (their rows are '
-              'missing below): ' + ', '.join(f'`{m}`' for m in missing) +
-              '.', '']
-  lines += ['## (a) Mode collapse under PacGAN\'s protocol', '',
-            'Metrics as VEEGAN and PacGAN define them (PacGAN\'s '
-            '`MetricLogger`): a sample is high quality within 3 std of its '
-            'nearest mode; a mode is covered when it receives at least one '
-            'high-quality sample; reverse KL is KL(q ‖ uniform) of the '
-            'high-quality samples\' mode histogram (n/a when a run has none). '
-            'The CPU cannot afford PacGAN\'s 400,000 steps × 10 seeds per row '
-            '(each table gives the projection from its measured speed): every row is the same '
-            'protocol cut at the budget its table states, with its learning '
-            'curve, and the text says whether the curve had flattened there. '
-            'The full-length protocol is `experiments/pacgan_grid_gan.cfg` '
-            '(or `pacgan_ring_gan.cfg`) with `--pack=m` or '
-            '`--unroll_steps=5`.', '']
-  for dataset, dirs in toy_dirs.items():
-    lines += pacgan.section(dataset, dirs,
-                            _figure_path(out, f'{dataset}_pacgan_curves.png'))
-  lines += ['## (b) The saturating minimax G loss', '']
-  lines += saturation_report.section(e1_dir, e2_dirs)
-  if DIGITS_SWEEP in digits and results_lib.finished(digits[DIGITS_SWEEP]):
-    lines += ['## (c) Digits: losses compared by FID', '']
-    lines += digits_section(digits[DIGITS_SWEEP], out)
-  if (PRECISION_SWEEP in digits
-      and results_lib.finished(digits[PRECISION_SWEEP])):
-    lines += ['## (d) Digits: float32 against bfloat16 computation', '',
-              'The same DCGAN trained with `--compute_dtype=bfloat16` '
-              '(every layer computes in bfloat16; parameters, optimizer '
-              'states and losses stay float32) and with float32, same seeds.',
-              '']
-    lines += digits_section(digits[PRECISION_SWEEP], out, 'compute_dtype',
-                            'digits_precision_fid.png')
+  lines = ['## (b) The saturating minimax G loss', '']
+  return (lines + saturation_report.section(e1_dir, e2_dirs),
+          list(e2_dirs.values()))
+
+
+def section_c(runs: str, out: str, sweeps: str, run: bool):
+  """(lines, sweep directories) of section (c)."""
+  dirs = _digits_sweeps([DIGITS_SWEEP], runs, sweeps, run)
+  if not dirs or not _finished(dirs[DIGITS_SWEEP]):
+    return [], list(dirs.values())
+  lines = ['## (c) Digits: losses compared by FID', '']
+  return (lines + digits_section(dirs[DIGITS_SWEEP], out),
+          list(dirs.values()))
+
+
+def section_d(runs: str, out: str, sweeps: str, run: bool):
+  """(lines, sweep directories) of section (d)."""
+  dirs = _digits_sweeps([PRECISION_SWEEP], runs, sweeps, run)
+  if not dirs or not _finished(dirs[PRECISION_SWEEP]):
+    return [], list(dirs.values())
+  lines = ['## (d) Digits: float32 against bfloat16 computation', '',
+           'The same DCGAN trained with `--compute_dtype=bfloat16` '
+           '(every layer computes in bfloat16; parameters, optimizer '
+           'states and losses stay float32) and with float32, same seeds.',
+           '']
+  return (lines + digits_section(dirs[PRECISION_SWEEP], out, 'compute_dtype',
+                                 'digits_precision_fid.png'),
+          list(dirs.values()))
+
+
+def section_e(runs: str, out: str, sweeps: str, run: bool):
+  """(lines, sweep directories) of section (e)."""
+  from gan_jax.analysis import small_data  # pylint: disable=g-import-not-at-top
+  dirs = _digits_sweeps(small_data.SWEEPS, runs, sweeps, run)
+  if not dirs:
+    return [], []
+  return (small_data.section(dirs, lambda name: _figure_path(out, name)),
+          list(dirs.values()))
+
+
+SECTION_BUILDERS = {'a': section_a, 'b': section_b, 'c': section_c,
+                    'd': section_d, 'e': section_e}
+
+
+def split_sections(text: str) -> tuple[list[str], dict[str, list[str]]]:
+  """(opening lines, {letter: lines}) of a RESULTS.md: a section runs from
+  its heading `## (x) ...` to the next such heading."""
+  head: list[str] = []
+  sections: dict[str, list[str]] = {}
+  current = head
+  for line in text.rstrip('\n').split('\n'):
+    if (line.startswith('## (') and len(line) > 6 and line[5] == ')'
+        and line[4] in SECTION_BUILDERS):
+      current = sections.setdefault(line[4], [])
+    current.append(line)
+  return head, {k: v + [''] if v and v[-1] else v
+                for k, v in sections.items()}
+
+
+def build(runs: str, out: str, sweeps: str, run: bool = True,
+          sections=SECTIONS) -> str:
+  """Runs (with `run`) every sweep of `sections` and writes OUT/RESULTS.md
+  from whatever has finished; sections not named keep the text (and the
+  opening paragraphs) of the existing OUT/RESULTS.md."""
   path = os.path.join(out, 'RESULTS.md')
+  everything = set(sections) == set(SECTIONS)
+  head, kept = [], {}
+  if not everything and os.path.isfile(path):
+    with open(path, encoding='utf-8') as f:
+      head, kept = split_sections(f.read())
+  written, directories = {}, []
+  for letter in SECTIONS:
+    if letter in sections:
+      written[letter], dirs = SECTION_BUILDERS[letter](runs, out, sweeps, run)
+      directories += dirs
+  if everything or not head:
+    missing = [os.path.basename(d) for d in directories if not _finished(d)]
+    head = ['# Reproduction report', '',
+            'Regenerate everything below (tables and figures) with',
+            '', '```bash', '.venv/bin/python -m gan_jax.report', '```', '',
+            'It runs the sweeps in `experiments/sweeps/` with `gan_jax.sweep` '
+            '(finished configurations are kept, so an interrupted report '
+            'resumes) and the saturation experiment E1, and writes this file '
+            'and `experiments/results/`; `--sections=e` (say) redoes one '
+            'section and keeps the others\' text. Its finished sweeps took '
+            f'{_wall_minutes(directories):.0f} min of wall time on a 2-core '
+            'CPU shared with other jobs. Per-seed numbers: `results.csv` in '
+            f'each sweep directory under `{runs}/`. Every number is a mean ± '
+            'standard error over seeds unless a table says otherwise; an '
+            'ordering is called resolved only when the difference exceeds two '
+            'standard errors.', '']
+    if missing:
+      head += ['Not finished when this file was written (their rows are '
+               'missing below): ' + ', '.join(f'`{m}`' for m in missing) +
+               '.', '']
+  lines = list(head)
+  for letter in SECTIONS:
+    lines += written[letter] if letter in written else kept.get(letter, [])
   fileio.atomic_write(path, '\n'.join(lines).rstrip() + '\n')
   return path
 
 
 def main(argv) -> None:
   cli.no_positional_arguments(argv)
-  names = [n for names in PACGAN_SWEEPS.values() for n in names]
-  names += list(E2_SWEEPS.values())
+  unknown = [s for s in FLAGS.sections if s not in SECTIONS]
+  if unknown or not FLAGS.sections:
+    cli.usage_error(f'--sections={",".join(FLAGS.sections)}: valid sections '
+                    f'are {", ".join(SECTIONS)}')
+  names = []
+  if 'a' in FLAGS.sections:
+    names += [n for names in PACGAN_SWEEPS.values() for n in names]
+  if 'b' in FLAGS.sections:
+    names += list(E2_SWEEPS.values())
   missing = [name for name in names
              if not os.path.isfile(os.path.join(FLAGS.sweeps, name + '.cfg'))]
   if missing:
@@ -309,8 +402,9 @@ def main(argv) -> None:
                     f'{", ".join(n + ".cfg" for n in missing)}; point it at '
                     'experiments/sweeps')
   logging.set_verbosity(logging.ERROR)  # library notes are not for the user
-  print(f'wrote {build(FLAGS.runs, FLAGS.out, FLAGS.sweeps, FLAGS.run_sweeps)}',
-        flush=True)
+  path = build(FLAGS.runs, FLAGS.out, FLAGS.sweeps, FLAGS.run_sweeps,
+               tuple(FLAGS.sections))
+  print(f'wrote {path}', flush=True)
 
 
 def run() -> None:

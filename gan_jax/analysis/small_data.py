@@ -1,0 +1,356 @@
+"""Report section (e): class conditioning and data-efficient training on digits.
+
+digits is the small-data regime the data-efficiency papers study: 1,437
+training images, about 144 per class. Three sweeps share one protocol (the
+DCGAN of section (c), 5 seeds, the FID learning curve every `eval_every`
+steps):
+
+* `digits_data_efficiency`: 10%, 25% and 100% of the training split
+  (`--train_fraction`, a fixed subset stratified by class), no augmentation;
+* `digits_diffaugment`: the same fractions with DiffAugment (Zhao et al.
+  2020) and with DiffAugment plus LeCam (Tseng et al. 2021);
+* `digits_conditional`: projection (Miyato & Koyama 2018) and ACGAN (Odena
+  et al. 2017) discriminators on the full split, beside the unconditional
+  100% row of `digits_data_efficiency`.
+
+FID is the Fréchet distance in the bundled digits classifier's feature space
+between each seed's evaluation samples and the whole training split (also
+for runs trained on a fraction: the question is how well G learns the
+distribution from fewer images). Label accuracy is the fraction of a
+conditional run's samples that the classifier assigns to the class G was
+asked for; intra-class FID is the mean over classes of the class-k samples'
+FID against the class-k training images.
+
+Every number is a mean ± standard error over seeds (`results.mean_se`); a
+difference is called resolved only beyond two standard errors
+(`results.resolved`). A relative change r = 1 - b/a of means a and b carries
+the delta-method error |b/a| sqrt((se_a/a)^2 + (se_b/b)^2).
+
+Whether a curve has flattened is judged, not assumed: the change of FID over
+the last `FLAT_WINDOW` evaluation intervals, mean ± standard error over
+seeds, is "flat" unless resolved, and otherwise "still falling" or
+"rising".
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from gan_jax.analysis import results as results_lib
+
+BASELINE = 'digits_data_efficiency'
+AUGMENTED = 'digits_diffaugment'
+CONDITIONAL = 'digits_conditional'
+SWEEPS = (BASELINE, AUGMENTED, CONDITIONAL)
+FLAT_WINDOW = 3  # evaluation intervals
+# Targets the section is judged against.
+LABEL_ACCURACY_TARGET = 0.95
+AUGMENT_GAIN_TARGET = 0.30  # relative FID gain of DiffAugment at 10%
+FID_TARGET = 27.0
+REAL_HELD_OUT_FID = 13.5  # 360 held-out real digits (bench/digits_metrics.py)
+
+
+def seed_scores(directory: str, name: str) -> list[dict]:
+  """Per seed of configuration `name`: `seed`, the final `fid` (and, in a
+  conditional run, `label_acc` and `intra_fid`) of its saved evaluation
+  samples, and `curve`: its logged records (`--eval_every` FIDs) with the
+  final FID appended at the last step."""
+  from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
+  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  config = results_lib.load_config(directory, name)
+  finals = results_lib.load_result(directory, name)['finals']
+  samples = np.load(os.path.join(directory, name, 'samples.npy'))
+  logs = results_lib.load_logs(directory, name)
+  labels = train.eval_labels(config)
+  metrics = ('fid',) if labels is None else ('fid', 'label_acc', 'intra_fid')
+  out = []
+  for final, seed_samples, log in zip(finals, samples, logs):
+    record = evaluation.evaluate_samples(config, seed_samples, labels,
+                                         metrics=metrics)
+    scores = {m: float(record[m]) for m in metrics}
+    curve = [{'step': r['step'], 'fid': r['fid']} for r in log if 'fid' in r]
+    curve.append({'step': final['step'], 'fid': scores['fid']})
+    out.append({'seed': final['seed'], **scores, 'curve': curve})
+  return out
+
+
+def fmt(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
+  """'mean ± se' of `values` (times `scale`); 'n/a' without values."""
+  m, se, n = results_lib.mean_se(values)
+  if not n:
+    return 'n/a'
+  return f'{scale * m:.{digits}f} ± {scale * se:.{digits}f}'
+
+
+def relative_gain(a: Sequence[float], b: Sequence[float]
+                  ) -> tuple[float, float]:
+  """(1 - mean(b) / mean(a), its delta-method standard error): how much
+  lower b's mean FID is than a's, as a fraction of a's."""
+  ma, sa, _ = results_lib.mean_se(a)
+  mb, sb, _ = results_lib.mean_se(b)
+  ratio = mb / ma
+  return 1.0 - ratio, abs(ratio) * math.sqrt((sa / ma) ** 2 + (sb / mb) ** 2)
+
+
+def curve_matrix(runs: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+  """(steps, FID per seed x step) of a configuration's curves (the steps
+  every seed evaluated)."""
+  steps = [r['step'] for r in runs[0]['curve']]
+  return np.asarray(steps), np.asarray(
+      [[p['fid'] for p in r['curve']] for r in runs], np.float64)
+
+
+def lowest_on_curve(runs: Sequence[dict]) -> tuple[int, list[float]]:
+  """(step, per-seed FIDs) at the step where the seeds' mean FID is lowest."""
+  steps, fids = curve_matrix(runs)
+  at = int(np.argmin(fids.mean(0)))
+  return int(steps[at]), list(fids[:, at])
+
+
+def flatness(runs: Sequence[dict], window: int = FLAT_WINDOW) -> str:
+  """The change of FID over the last `window` evaluation intervals, mean ±
+  standard error over seeds, and the verdict: 'flat' unless resolved."""
+  steps, fids = curve_matrix(runs)
+  if len(steps) <= window:
+    return 'too short to judge'
+  change = list(fids[:, -1] - fids[:, -1 - window])
+  m, se, _ = results_lib.mean_se(change)
+  verdict = ('flat' if not results_lib.resolved(m, se)
+             else 'still falling' if m < 0 else 'rising')
+  return (f'{verdict} ({m:+.1f} ± {se:.1f} from step '
+          f'{steps[-1 - window]} to {steps[-1]})')
+
+
+def _fraction_label(fraction: float) -> str:
+  return f'{100 * fraction:g}%'
+
+
+def _rows(directories: dict[str, str],
+          score: Callable[[str, str], list[dict]]) -> dict:
+  """{(fraction, method): per-seed scores} of every finished configuration;
+  method is 'none', 'DiffAugment', 'DiffAugment + LeCam', 'projection' or
+  'ACGAN'."""
+  rows = {}
+  for sweep, directory in directories.items():
+    if not os.path.isdir(directory):
+      continue
+    for name in results_lib.finished(directory):
+      config = results_lib.load_config(directory, name)
+      if config.conditional != 'none':
+        method = {'projection': 'projection', 'acgan': 'ACGAN'}[
+            config.conditional]
+      elif config.augment:
+        method = ('DiffAugment + LeCam' if config.lecam_weight
+                  else 'DiffAugment')
+      else:
+        method = 'none'
+      rows[(config.train_fraction, method)] = score(directory, name)
+  return rows
+
+
+def _curve_figure(path: str, rows: dict) -> None:
+  from gan_jax import plots  # pylint: disable=g-import-not-at-top
+  fractions = sorted({f for f, m in rows if m not in ('projection', 'ACGAN')})
+  panels = [('class conditioning, 100% of the data',
+             [m for m in ('none', 'projection', 'ACGAN') if (1.0, m) in rows],
+             1.0)]
+  panels += [(f'{_fraction_label(f)} of the data',
+              [m for m in ('none', 'DiffAugment', 'DiffAugment + LeCam')
+               if (f, m) in rows], f) for f in fractions]
+  fig, axes = plots.panels(len(panels), len(panels), 3.6, 3.0)
+  for ax, (title, methods, fraction) in zip(axes, panels):
+    curves = {m: [[{'step': p['step'], 'fid': p['fid']} for p in r['curve']]
+                  for r in rows[(fraction, m)]] for m in methods}
+    plots.draw_curves(ax, curves, 'fid', log_scale=True)
+    ax.set_title(title, fontsize=8)
+    ax.set_ylabel('FID (mean, min-max band over seeds)', fontsize=7)
+    ax.legend(fontsize=6)
+  plots.save(fig, path, 'digits: FID during training')
+
+
+def _class_grid_figure(path: str, directories: dict[str, str]) -> list[str]:
+  """A row per class of each conditional configuration's first seed (its
+  evaluation samples, asked for classes 0, 1, ..., 9, 0, ...); returns the
+  panels' names."""
+  from gan_jax import plots  # pylint: disable=g-import-not-at-top
+  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  directory = directories.get(CONDITIONAL, '')
+  names = results_lib.finished(directory) if os.path.isdir(directory) else []
+  if not names:
+    return []
+  fig, axes = plots.panels(len(names), len(names), 3.2, 3.4)
+  for ax, name in zip(axes, names):
+    config = results_lib.load_config(directory, name)
+    labels = train.eval_labels(config)
+    k = int(labels.max()) + 1
+    samples = np.load(os.path.join(directory, name, 'samples.npy'))[0]
+    seed = results_lib.load_result(directory, name)['finals'][0]['seed']
+    plots.draw_images(ax, plots.rows_by_class(samples, labels, k, 10), k, 10)
+    ax.set_title(f'{config.conditional}, seed {seed}: row k asked for '
+                 f'class k', fontsize=7)
+  plots.save(fig, path, 'digits: class-conditional samples')
+  return names
+
+
+def section(directories: dict[str, str],
+            figures: Callable[[str], tuple[str, str]],
+            score: Optional[Callable[[str, str], list[dict]]] = None
+            ) -> list[str]:
+  """Section (e)'s lines from the sweeps `directories` ({sweep name:
+  directory}); `figures(name)` gives a figure's (path on disk, path
+  relative to RESULTS.md); `score` defaults to `seed_scores`."""
+  from gan_jax.analysis import report  # pylint: disable=g-import-not-at-top
+  rows = _rows(directories, score or seed_scores)
+  missing = [s for s, d in directories.items()
+             if not (os.path.isdir(d) and results_lib.finished(d))]
+  lines = ['## (e) Digits: class conditioning and data-efficient training',
+           '']
+  if not rows:
+    return lines + ['No sweep of this section has finished: '
+                    + ', '.join(f'`{m}`' for m in missing) + '.', '']
+  first = next(d for d in directories.values()
+               if os.path.isdir(d) and results_lib.finished(d))
+  config, num_seeds, protocol = report.sweep_protocol(first)
+  lines += [
+      f'Protocol: {protocol}; the non-saturating loss; FID against the whole '
+      'training split (1,437 digits) in the bundled digits classifier\'s '
+      f'feature space, every {config.eval_every} steps and at the end. '
+      f'For scale: 360 held-out real digits score {REAL_HELD_OUT_FID}. A '
+      'fraction is a fixed subset of the training split, stratified by '
+      'class (`--train_fraction`, `--subset_seed=0`). DiffAugment and LeCam '
+      'follow the authors\' limited-CIFAR-10 BigGAN scripts '
+      '(`--augment=translation,cutout`, `--lecam_weight=0.3`), untuned. '
+      'Conditional runs draw fake labels uniformly. Sweeps: '
+      + ', '.join(f'`experiments/sweeps/{s}.cfg`' for s in directories)
+      + '.', '']
+  if missing:
+    lines += ['Not finished when this was written (their rows are missing): '
+              + ', '.join(f'`{m}`' for m in missing) + '.', '']
+  lines += _conditioning_lines(rows)
+  lines += _efficiency_lines(rows)
+  path, rel = figures('digits_fid_curves.png')
+  _curve_figure(path, rows)
+  lines += [f'![FID learning curves]({rel})', '']
+  path, rel = figures('digits_class_grids.png')
+  if _class_grid_figure(path, directories):
+    lines += [f'![per-class samples]({rel})', '']
+  lines += _target_lines(rows)
+  return lines
+
+
+def _conditioning_lines(rows: dict) -> list[str]:
+  methods = [m for m in ('none', 'projection', 'ACGAN') if (1.0, m) in rows]
+  if len(methods) < 2:
+    return []
+  lines = ['### Class conditioning (100% of the data)', '',
+           '| discriminator | FID (final) | lowest mean FID on the curve '
+           '(step) | label accuracy | intra-class FID | curve over the last '
+           f'{FLAT_WINDOW} evaluations | seeds |',
+           '|---|---|---|---|---|---|---|']
+  for m in methods:
+    runs = rows[(1.0, m)]
+    step, lowest = lowest_on_curve(runs)
+    name = 'unconditional' if m == 'none' else m
+    acc = fmt([r['label_acc'] for r in runs], 100) + ' %' if (
+        'label_acc' in runs[0]) else 'n/a'
+    intra = fmt([r['intra_fid'] for r in runs]) if (
+        'intra_fid' in runs[0]) else 'n/a'
+    lines.append(f'| {name} | {fmt([r["fid"] for r in runs])} | '
+                 f'{fmt(lowest)} ({step}) | {acc} | {intra} | '
+                 f'{flatness(runs)} | {len(runs)} |')
+  lines.append('')
+  base = [r['fid'] for r in rows[(1.0, 'none')]] if (
+      (1.0, 'none') in rows) else None
+  for m in methods[1:]:
+    if base is None:
+      break
+    diff, se = results_lib.difference(base, [r['fid'] for r in rows[(1.0, m)]])
+    lines.append(f'- {m} − unconditional: {diff:+.1f} ± {se:.1f} FID '
+                 f'({"resolved" if results_lib.resolved(diff, se) else "not resolved"}).')
+  if ((1.0, 'projection') in rows and (1.0, 'ACGAN') in rows):
+    a = [r['label_acc'] for r in rows[(1.0, 'projection')]]
+    b = [r['label_acc'] for r in rows[(1.0, 'ACGAN')]]
+    diff, se = results_lib.difference(a, b)
+    lines.append(f'- label accuracy, ACGAN − projection: {100 * diff:+.1f} ± '
+                 f'{100 * se:.1f} points '
+                 f'({"resolved" if results_lib.resolved(diff, se) else "not resolved"}).')
+  return lines + ['']
+
+
+def _efficiency_lines(rows: dict) -> list[str]:
+  fractions = sorted({f for f, m in rows if m not in ('projection', 'ACGAN')})
+  if not fractions:
+    return []
+  methods = ('none', 'DiffAugment', 'DiffAugment + LeCam')
+  lines = ['### DiffAugment and LeCam at 10%, 25% and 100% of the data', '',
+           'Final FID, and in brackets the lowest mean FID on the curve with '
+           'its step.', '',
+           '| training images | ' + ' | '.join(
+               'no augmentation' if m == 'none' else m for m in methods)
+           + ' | seeds |', '|---|---|---|---|---|']
+  for f in fractions:
+    cells = []
+    for m in methods:
+      runs = rows.get((f, m))
+      if runs is None:
+        cells.append('missing')
+        continue
+      step, lowest = lowest_on_curve(runs)
+      cells.append(f'{fmt([r["fid"] for r in runs])} '
+                   f'({fmt(lowest)} at {step})')
+    seeds = {len(rows[(f, m)]) for m in methods if (f, m) in rows}
+    lines.append(f'| {_fraction_label(f)} | ' + ' | '.join(cells)
+                 + f' | {"/".join(map(str, sorted(seeds)))} |')
+  lines += ['', 'Curves over the last '
+            f'{FLAT_WINDOW} evaluations: ' + '; '.join(
+                f'{_fraction_label(f)} {m}: {flatness(rows[(f, m)])}'
+                for f in fractions for m in methods if (f, m) in rows) + '.',
+            '']
+  for f in fractions:
+    for a, b in (('none', 'DiffAugment'),
+                 ('DiffAugment', 'DiffAugment + LeCam')):
+      if (f, a) in rows and (f, b) in rows:
+        fa = [r['fid'] for r in rows[(f, a)]]
+        fb = [r['fid'] for r in rows[(f, b)]]
+        diff, se = results_lib.difference(fa, fb)
+        gain, gain_se = relative_gain(fa, fb)
+        lines.append(
+            f'- {_fraction_label(f)}, {b} against {a}: final FID '
+            f'{diff:+.1f} ± {se:.1f} '
+            f'({"resolved" if results_lib.resolved(diff, se) else "not resolved"}), '
+            f'a relative gain of {100 * gain:.0f} ± {100 * gain_se:.0f} %.')
+  return lines + ['']
+
+
+def _target_lines(rows: dict) -> list[str]:
+  lines = ['### Against the targets', '']
+  for m in ('projection', 'ACGAN'):
+    if (1.0, m) in rows and 'label_acc' in rows[(1.0, m)][0]:
+      acc = [r['label_acc'] for r in rows[(1.0, m)]]
+      mean = results_lib.mean_se(acc)[0]
+      lines.append(f'- Label accuracy ≥ {100 * LABEL_ACCURACY_TARGET:.0f} % '
+                   f'({m}): {fmt(acc, 100)} % over {len(acc)} seeds, '
+                   f'{"met" if mean >= LABEL_ACCURACY_TARGET else "not met"} '
+                   'by the mean.')
+  if (0.1, 'none') in rows and (0.1, 'DiffAugment') in rows:
+    gain, se = relative_gain([r['fid'] for r in rows[(0.1, 'none')]],
+                             [r['fid'] for r in rows[(0.1, 'DiffAugment')]])
+    lines.append(f'- DiffAugment at 10 % improves final FID by ≥ '
+                 f'{100 * AUGMENT_GAIN_TARGET:.0f} %: {100 * gain:.0f} ± '
+                 f'{100 * se:.0f} %, '
+                 f'{"met" if gain >= AUGMENT_GAIN_TARGET else "not met"} by '
+                 'the mean.')
+  finals = {k: results_lib.mean_se([r['fid'] for r in v])
+            for k, v in rows.items()}
+  best = min(finals, key=lambda k: finals[k][0])
+  m, se, n = finals[best]
+  lines.append(f'- Best configuration by mean final FID ≤ {FID_TARGET:g}: '
+               f'{best[1]} at {_fraction_label(best[0])} of the data, '
+               f'{m:.1f} ± {se:.1f} over {n} seeds, '
+               f'{"met" if m <= FID_TARGET else "not met"} (an ordering of '
+               'configurations whose intervals overlap is not a ranking).')
+  return lines + ['']

@@ -1,11 +1,14 @@
 """S seeds vmapped into one program against S sequential runs of the same
 configuration.
 
-Setting (fixed): ring8, MLP 128x3 for both players, batch 256, z_dim 64,
-non-saturating loss, Adam, one D step per G step (bench/toy_throughput.py's).
+Settings (`--setting`):
+  ring8   MLP 128x3 for both players, batch 256, z_dim 64, non-saturating
+          loss, Adam, one D step per G step (bench/toy_throughput.py's);
+  digits  the DCGAN of the report's digits sweeps (16x16, features 32/32,
+          batch norm in G, G's EMA, batch 64, z_dim 64, non-saturating).
 
-    python bench/seeds_throughput.py [--seeds=16] [--steps=500] [--repeats=3]
-        [--cpu_devices=0]
+    python bench/seeds_throughput.py [--setting=ring8] [--seeds=16]
+        [--steps=500] [--repeats=3] [--cpu_devices=0]
 
 All schedules run the same compiled scan of `--steps` steps (compilation
 excluded, best of `--repeats`):
@@ -34,9 +37,18 @@ from gan_jax import loop
 from gan_jax import train
 from gan_jax.config import Config
 
-CONFIG = Config(workdir='/tmp/unused', dataset='ring8', loss='non_saturating',
-                model='mlp', batch_size=256, z_dim=64,
-                g_hidden=(128, 128, 128), d_hidden=(128, 128, 128))
+SETTINGS = {
+    'ring8': Config(workdir='/tmp/unused', dataset='ring8',
+                    loss='non_saturating', model='mlp', batch_size=256,
+                    z_dim=64, g_hidden=(128, 128, 128),
+                    d_hidden=(128, 128, 128)),
+    'digits': Config(workdir='/tmp/unused', dataset='digits',
+                     loss='non_saturating', model='dcgan', g_features=32,
+                     d_features=32, g_batch_norm=True, g_ema_decay=0.999,
+                     batch_size=64, z_dim=64, g_lr=2e-4, d_lr=2e-4,
+                     beta1=0.5),
+}
+CONFIG = SETTINGS['ring8']
 
 
 def sequential_rate(num_seeds: int, steps: int, repeats: int) -> float:
@@ -86,6 +98,7 @@ def vmapped_rate(num_seeds: int, steps: int, repeats: int,
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--setting', choices=sorted(SETTINGS), default='ring8')
   parser.add_argument('--seeds', type=int, default=16)
   parser.add_argument('--steps', type=int, default=500)
   parser.add_argument('--repeats', type=int, default=3)
@@ -93,12 +106,14 @@ def main() -> None:
                       help='CPU devices to split the seeds over (0: one per '
                       'core)')
   args = parser.parse_args()
+  global CONFIG
+  CONFIG = SETTINGS[args.setting]
   parallel.configure_cpu_devices(args.cpu_devices, multi_member=True)
   seq = sequential_rate(args.seeds, args.steps, args.repeats)
   one, _ = vmapped_rate(args.seeds, args.steps, args.repeats, split=False)
   split, used = vmapped_rate(args.seeds, args.steps, args.repeats, split=True)
   device = jax.devices()[0]
-  print(f'{args.seeds} seeds x {args.steps} steps on {device.platform} '
+  print(f'{args.setting}: {args.seeds} seeds x {args.steps} steps on {device.platform} '
         f'({device.device_kind}, {jax.device_count()} device(s)), best of '
         f'{args.repeats}:')
   print(f'| {"schedule":<34} | {"run-steps/s":>12} | {"vs sequential":>13} |')

@@ -190,14 +190,23 @@ class ExperimentsTest(parameterized.TestCase):
       self.assertIn('Measured', text, path)
       # DATASET_LOSS, DATASET_MODEL_LOSS or DATASET_MODEL_bench, MODEL
       # possibly shortened to its first word (sngan for sngan_resnet); a
-      # published protocol's file is named after it: pacgan_{ring,grid}_gan.
+      # published protocol's file is named after it: pacgan_{ring,grid}_gan;
+      # a conditional run after its discriminator (DATASET_projection_LOSS),
+      # an augmented one DATASET_diffaugment[_lecam]_LOSS.
       stem = os.path.basename(path)[:-len('.cfg')]
       model = config.model.split('_')[0]
       protocol = {'ring8': 'ring', 'grid25': 'grid'}.get(config.dataset)
-      self.assertIn(stem, (f'{config.dataset}_{config.loss}',
-                           f'{config.dataset}_{model}_{config.loss}',
-                           f'{config.dataset}_{model}_bench',
-                           f'{config.toy_layout}_{protocol}_gan'), path)
+      if config.conditional != 'none':
+        names = (f'{config.dataset}_{config.conditional}_{config.loss}',)
+      elif config.augment:
+        lecam = '_lecam' if config.lecam_weight else ''
+        names = (f'{config.dataset}_diffaugment{lecam}_{config.loss}',)
+      else:
+        names = (f'{config.dataset}_{config.loss}',
+                 f'{config.dataset}_{model}_{config.loss}',
+                 f'{config.dataset}_{model}_bench',
+                 f'{config.toy_layout}_{protocol}_gan')
+      self.assertIn(stem, names, path)
 
 
 if __name__ == '__main__':

@@ -139,6 +139,46 @@ class HeadsTest(absltest.TestCase):
     np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5,
                                atol=1e-6)
 
+  def test_spectrally_normalised_heads(self):
+    # With --d_spectral_norm every matrix of D, the head's V (projection)
+    # or W (ACGAN) included, is divided by its largest singular value: after
+    # enough power iterations D equals the numpy forward pass with each
+    # matrix over its SVD's sigma_max (Miyato & Koyama's SNEmbedID).
+    sigma = lambda m: np.linalg.svd(np.asarray(m, np.float64),
+                                    compute_uv=False)[0]
+    for form in ('projection', 'acgan'):
+      d = mlp.Discriminator(hidden=(4,), spectral_norm=True, conditional=form,
+                            num_classes=3)
+      variables = d.init(jax.random.PRNGKey(1), (self.x, self.y))
+      params = variables['params']
+      stats = variables['batch_stats']
+      step = jax.jit(lambda s: d.apply({'params': params, 'batch_stats': s},
+                                       (self.x, self.y),
+                                       mutable=['batch_stats'])[1][
+                                           'batch_stats'])
+      for _ in range(200):
+        stats = step(stats)
+      out = d.apply({'params': params, 'batch_stats': stats},
+                    (self.x, self.y), train=False)
+      p = _np(params)
+      k0, k1 = p['Dense_0']['kernel'], p['Dense_1']['kernel']
+      h = np.maximum(self.x @ (k0 / sigma(k0)) + p['Dense_0']['bias'], 0)
+      psi = h @ (k1 / sigma(k1))[:, 0] + p['Dense_1']['bias'][0]
+      if form == 'projection':
+        v = p[conditioning.PROJECTION]['embedding']
+        self.assertGreater(abs(sigma(v) - 1), 0.05)  # the division matters
+        np.testing.assert_allclose(
+            np.asarray(out), psi + np.sum((v / sigma(v))[self.y] * h, axis=1),
+            rtol=1e-4, atol=1e-5)
+      else:
+        w = p[conditioning.CLASS_LOGITS]['kernel']
+        b = p[conditioning.CLASS_LOGITS]['bias']
+        self.assertGreater(abs(sigma(w) - 1), 0.05)
+        np.testing.assert_allclose(np.asarray(out[0]), psi, rtol=1e-4,
+                                   atol=1e-5)
+        np.testing.assert_allclose(np.asarray(out[1]), h @ (w / sigma(w)) + b,
+                                   rtol=1e-4, atol=1e-5)
+
   def test_acgan_head(self):
     d = mlp.Discriminator(hidden=(4,), conditional='acgan', num_classes=3)
     p = _np(d.init(jax.random.PRNGKey(2), (self.x, self.y))['params'])

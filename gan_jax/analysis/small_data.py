@@ -161,6 +161,7 @@ def _curve_figure(path: str, rows: dict) -> None:
   panels += [(f'{_fraction_label(f)} of the data',
               [m for m in ('none', 'DiffAugment', 'DiffAugment + LeCam')
                if (f, m) in rows], f) for f in fractions]
+  panels = [p for p in panels if p[1]]
   fig, axes = plots.panels(len(panels), len(panels), 3.6, 3.0)
   for ax, (title, methods, fraction) in zip(axes, panels):
     curves = {m: [[{'step': p['step'], 'fid': p['fid']} for p in r['curve']]
@@ -348,8 +349,9 @@ def _target_lines(rows: dict) -> list[str]:
             for k, v in rows.items()}
   best = min(finals, key=lambda k: finals[k][0])
   m, se, n = finals[best]
+  method = 'no augmentation' if best[1] == 'none' else best[1]
   lines.append(f'- Best configuration by mean final FID ≤ {FID_TARGET:g}: '
-               f'{best[1]} at {_fraction_label(best[0])} of the data, '
+               f'{method} at {_fraction_label(best[0])} of the data, '
                f'{m:.1f} ± {se:.1f} over {n} seeds, '
                f'{"met" if m <= FID_TARGET else "not met"} (an ordering of '
                'configurations whose intervals overlap is not a ranking).')

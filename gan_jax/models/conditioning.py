@@ -24,6 +24,12 @@ existing output layer:
   V a K x F class embedding;
 * acgan (Odena et al. 2017): D(x, y) = (psi(phi(x)), W phi(x) + b), a second
   dense head of K class logits (the label is not an input of D).
+
+In a spectrally normalised D (`--d_spectral_norm`, sngan_resnet) the head's
+matrix is normalised too, as in Miyato & Koyama's code (its `SNEmbedID`):
+V / sigma(V) for the projection, W / sigma(W) for ACGAN's classifier, sigma
+the largest singular value by power iteration (`layers.spectral_norm`), so
+D stays 1-Lipschitz in x for every label.
 """
 
 from __future__ import annotations
@@ -95,23 +101,39 @@ def batch_norm(y_B: Optional[Array], num_classes: int, train: bool,
 
 
 def d_head(out_B: Array, phi_BxF: Array, y_B: Optional[Array], form: str,
-           num_classes: int, dtype: Optional[Any] = None):
+           num_classes: int, dtype: Optional[Any] = None,
+           spectral_norm: bool = False, train: bool = True):
   """D's output with the conditional head `form` on features phi(x):
   `out_B` (= psi(phi(x))) unchanged for 'none' (or without labels), plus
   the projection <V(y), phi(x)> for 'projection', or the pair (out_B,
-  class logits (B, K)) for 'acgan'. Call inside a compact module."""
+  class logits (B, K)) for 'acgan'; with `spectral_norm`, V (or W)
+  spectrally normalised, its power-iteration vector updated when `train`.
+  Call inside a compact module."""
   if form == 'none' or y_B is None:
     return out_B
   if form == 'projection':
-    v = nn.Embed(num_classes, phi_BxF.shape[-1], dtype=dtype,
-                 name=PROJECTION)(y_B)
+    embed = lambda name: nn.Embed(num_classes, phi_BxF.shape[-1],
+                                  dtype=dtype, name=name)
+    v = _normalised(embed, PROJECTION, spectral_norm)(y_B, train)
     return out_B + jnp.sum(v.astype(phi_BxF.dtype) * phi_BxF,
                            axis=-1).astype(out_B.dtype)
   if form == 'acgan':
-    return out_B, nn.Dense(num_classes, dtype=dtype, name=CLASS_LOGITS)(
-        phi_BxF)
+    dense = lambda name: nn.Dense(num_classes, dtype=dtype, name=name)
+    return out_B, _normalised(dense, CLASS_LOGITS, spectral_norm)(phi_BxF,
+                                                                 train)
   raise ValueError(f'unknown conditional form {form!r}; valid: '
                    f'{", ".join(conditional.CONDITIONINGS)}')
+
+
+def _normalised(layer, name: str, enabled: bool):
+  """The layer `layer(name=name)` makes, as f(x, train); spectrally
+  normalised when `enabled` (its parameters keep their name either way; the
+  power-iteration state goes to 'batch_stats')."""
+  module = layer(name=name)
+  if not enabled:
+    return lambda x, train: module(x)
+  wrapped = nn.SpectralNorm(module)
+  return lambda x, train: wrapped(x, update_stats=train)
 
 
 def as_float32(out, dtype: Optional[Any]):

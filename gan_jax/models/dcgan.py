@@ -165,7 +165,7 @@ class Discriminator(nn.Module):
     if y is None:
       return as_float32(out, self.dtype)
     out = conditioning.d_head(out, h, y, self.conditional, self.num_classes,
-                              self.dtype)
+                              self.dtype, self.spectral_norm, train)
     return conditioning.as_float32(out, self.dtype)
 
 

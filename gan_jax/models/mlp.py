@@ -128,7 +128,8 @@ class Discriminator(nn.Module):
     if y is None:
       return as_float32(dense(1)(h, train)[..., 0], self.dtype)
     out = conditioning.d_head(dense(1)(h, train)[..., 0], h, y,
-                              self.conditional, self.num_classes, self.dtype)
+                              self.conditional, self.num_classes, self.dtype,
+                              self.spectral_norm, train)
     return conditioning.as_float32(out, self.dtype)
 
 

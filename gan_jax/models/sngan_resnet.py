@@ -190,7 +190,8 @@ class Discriminator(nn.Module):
     if y is None:
       return as_float32(dense(h, train)[..., 0], dtype)
     out = conditioning.d_head(dense(h, train)[..., 0], h, y,
-                              self.conditional, self.num_classes, dtype)
+                              self.conditional, self.num_classes, dtype,
+                              spectral_norm=True, train=train)
     return conditioning.as_float32(out, dtype)
 
 

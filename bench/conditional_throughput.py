@@ -4,7 +4,8 @@ Setting: `experiments/digits_non_saturating.cfg`'s DCGAN on digits (batch 64,
 batch norm in G, EMA), one training step per scan iteration. Variants:
 plain; `--conditional=projection`; `--conditional=acgan`;
 `--augment=translation,cutout,color`; `--augment=...` with
-`--lecam_weight=0.3`; `--topk`.
+`--lecam_weight=0.3`; `--topk`; and, for reference, the plain step with
+z_dim 128, the width of a conditional G's input [z, E(y)].
 
     python bench/conditional_throughput.py [--steps=100] [--rounds=3]
 
@@ -38,6 +39,10 @@ VARIANTS = {
     'augment=translation,cutout,color': {'augment': AUGMENT},
     'augment + lecam_weight=0.3': {'augment': AUGMENT, 'lecam_weight': 0.3},
     'topk': {'topk': True},
+    # Not a target row: the unconditional G with a z of the width of a
+    # conditional G's input [z, E(y)], to separate what the wider first
+    # layer costs from what the conditioning itself does.
+    'plain, z_dim=128': {'z_dim': 128},
 }
 
 

@@ -28,14 +28,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, EVERY, SEEDS = 40, 10, 2
 
 
-def write_sweep(directory, dataset, points, seed=0, curves=False,
-                **fields):
-  """A finished sweep over grid `points` ({flag: value} each), SEEDS seeds
-  each, with random numbers; with `curves`, mode metrics at every logged
-  step (learning curves) and the saturation metrics."""
-  rng = np.random.default_rng(seed)
-  base = Config(dataset=dataset, num_steps=STEPS, log_every=EVERY,
-                num_eval_samples=50, **fields)
+def sweep_runs(directory, base, points):
+  """(point, run directory) of each grid point of a sweep in `directory`:
+  sweep.json and each run's config.json (`base` with the point, SEEDS seeds)
+  written as `gan_jax.sweep` writes them; the caller writes the rest."""
   names = [','.join(f'{k}={v}' for k, v in point.items()) for point in points]
   os.makedirs(directory)
   with open(os.path.join(directory, 'sweep.json'), 'w') as f:
@@ -47,6 +43,18 @@ def write_sweep(directory, dataset, points, seed=0, curves=False,
     saved.update(num_seeds=SEEDS, seeds=list(range(SEEDS)))
     with open(os.path.join(run, 'config.json'), 'w') as f:
       json.dump(saved, f)
+    yield point, run
+
+
+def write_sweep(directory, dataset, points, seed=0, curves=False,
+                **fields):
+  """A finished sweep over grid `points` ({flag: value} each), SEEDS seeds
+  each, with random numbers; with `curves`, mode metrics at every logged
+  step (learning curves) and the saturation metrics."""
+  rng = np.random.default_rng(seed)
+  base = Config(dataset=dataset, num_steps=STEPS, log_every=EVERY,
+                num_eval_samples=50, **fields)
+  for point, run in sweep_runs(directory, base, points):
     finals = [dict(seed=s, final=True, step=STEPS,
                    modes=int(rng.integers(1, 9)),
                    hq_fraction=float(rng.uniform()),
@@ -277,17 +285,7 @@ def write_digits_sweep(directory, points, samples_per_seed=50, **fields):
   base = Config(dataset='digits', model='dcgan', num_steps=STEPS,
                 log_every=EVERY, eval_every=EVERY,
                 num_eval_samples=samples_per_seed, **fields)
-  names = [','.join(f'{k}={v}' for k, v in point.items()) for point in points]
-  os.makedirs(directory)
-  with open(os.path.join(directory, 'sweep.json'), 'w') as f:
-    json.dump({'configurations': names}, f)
-  for point, name in zip(points, names):
-    run = os.path.join(directory, name)
-    os.makedirs(run)
-    saved = json.loads(base.replace(**point).to_json())
-    saved.update(num_seeds=SEEDS, seeds=list(range(SEEDS)))
-    with open(os.path.join(run, 'config.json'), 'w') as f:
-      json.dump(saved, f)
+  for point, run in sweep_runs(directory, base, points):
     finals = [dict(seed=s, final=True, step=STEPS) for s in range(SEEDS)]
     with open(os.path.join(run, 'metrics.jsonl'), 'w') as f:
       for s in range(SEEDS):

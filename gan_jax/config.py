@@ -291,16 +291,22 @@ class Config:
     cf.define_flags(cls, flags.FLAGS if flag_values is None else flag_values)
 
   @classmethod
-  def from_flags(cls, flag_values: Optional[flags.FlagValues] = None
-                 ) -> 'Config':
+  def from_flags(cls, flag_values: Optional[flags.FlagValues] = None,
+                 validated: bool = True) -> 'Config':
     """The parsed flags as a validated `Config`; without --workdir the run
-    goes to runs/DATASET_LOSS."""
+    goes to runs/DATASET_LOSS.
+
+    `validated=False` is for a sweep's base, which is never run itself: a
+    base may be incomplete (e.g. --eval_metrics=label_acc with the grid
+    setting --conditional), and each grid point is validated instead.
+    """
     values = cf.from_flags(cls, flags.FLAGS if flag_values is None
                            else flag_values)
     if not values['workdir']:
       values['workdir'] = os.path.join(
           'runs', f'{values["dataset"]}_{values["loss"]}')
-    return validate(cls(**values))
+    config = cls(**values)
+    return validate(config) if validated else config
 
   @classmethod
   def load(cls, workdir: str) -> 'Config':

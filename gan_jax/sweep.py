@@ -288,6 +288,21 @@ def _run_programs(points, names, sweep_dir, num_seeds, max_runs,
   return report
 
 
+def base_config(grid: Sequence[tuple[str, list[str]]],
+                flag_values=None) -> Config:
+  """The sweep's base configuration from the parsed flags (workdir
+  runs/sweeps/sweep unless given).
+
+  With a grid the base is validated through its points (`expand`) only: the
+  grid may complete it, e.g. --eval_metrics=label_acc with the grid setting
+  --conditional.
+  """
+  f = flag_values or FLAGS
+  if not f['workdir'].present and not f.workdir:
+    f.workdir = os.path.join('runs', 'sweeps', 'sweep')
+  return config_lib.from_flags(f, validated=not grid)
+
+
 def main(argv: list[str]) -> None:
   # Library logs (backends not found, orbax options, orbax's own report of a
   # failed write) are not for the user: every failure is one line of ours.
@@ -303,9 +318,7 @@ def main(argv: list[str]) -> None:
                         f'{FLAGS.max_runs_per_program} must be at least 1')
     if FLAGS.num_seeds < 1:
       raise ConfigError(f'--num_seeds={FLAGS.num_seeds} must be at least 1')
-    if not FLAGS['workdir'].present and not FLAGS.workdir:
-      FLAGS.workdir = os.path.join('runs', 'sweeps', 'sweep')
-    base = config_lib.from_flags()
+    base = base_config(grid)
     failures.workdir = base.workdir
     report = run_sweep(grid, base, FLAGS.num_seeds,
                        FLAGS.max_runs_per_program, FLAGS.batch_hyperparams)

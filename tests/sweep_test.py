@@ -65,6 +65,9 @@ class GridTest(absltest.TestCase):
           flags.FLAGS.unparse_flags()
           flags.FLAGS(['prog', f'--flagfile={path}'])
           grid = sweep.parse_grid(flags.FLAGS.grid)
+          # What the command does: the base (which the grid may complete,
+          # e.g. --conditional for --eval_metrics=label_acc), then each point.
+          sweep.base_config(grid)
           points = sweep.expand(grid, tmp)
           self.assertLen(points, np.prod([len(v) for _, v in grid]), path)
           # Each grid point is a configuration of its own, in its directory.
@@ -74,6 +77,21 @@ class GridTest(absltest.TestCase):
                              os.path.join(tmp, sweep.point_name(point)))
       finally:
         flags.FLAGS.mark_as_parsed()
+
+  def test_the_grid_completes_the_base_and_each_point_is_validated(self):
+    tmp = self.create_tempdir().full_path
+    with flagsaver.flagsaver(
+        **testing.flag_values(testing.tiny_image_config()),
+        eval_metrics='label_acc'):
+      grid = sweep.parse_grid('conditional:projection,acgan')
+      self.assertEqual(sweep.base_config(grid).conditional, 'none')
+      self.assertEqual([c.conditional for _, c in sweep.expand(grid, tmp)],
+                       ['projection', 'acgan'])
+      with self.assertRaisesRegex(ConfigError, '^--eval_metrics=label_acc'):
+        sweep.base_config([])  # a base run alone must be valid
+      with self.assertRaisesRegex(
+          ConfigError, r'^--grid point conditional=none: --eval_metrics='):
+        sweep.expand(sweep.parse_grid('conditional:projection,none'), tmp)
 
   def test_integer_lists_take_x_in_a_grid(self):
     with flagsaver.flagsaver(**TINY):

@@ -218,19 +218,22 @@ def train_members(configs: Sequence[Config], out=None) -> Result:
                    *[train.eval_inputs(c) for c in configs])
 
   evaluate = curve_evaluator(first, data)
+  stats = loop.Stats()
 
   def on_chunk(state) -> bool:
     # Learning curves (`--eval_every`): every member's scores on its own
-    # evaluation latents, added to the chunk's record.
+    # evaluation latents, added to the chunk's record. A member that has
+    # diverged (or whose samples are not finite) is not scored: its record
+    # holds no scores from then on, and the others go on.
     step = int(np.ravel(jax.device_get(state.step))[0])
     if evaluate and step % first.eval_every == 0 and step < first.num_steps:
       samples = train.generate(steps, layout.unpad(state), z,
                                member_axis=True)
       for m, c in enumerate(configs):
-        logs[m][-1].update(evaluate(c, samples[m]))
+        if m not in stats.diverged and np.all(np.isfinite(samples[m])):
+          logs[m][-1].update(evaluate(c, samples[m]))
     return False
 
-  stats = loop.Stats()
   state = loop.train(state, steps.train_step, first.num_steps,
                      first.log_every, on_log=on_log, out=out, layout=layout,
                      stats=stats, on_chunk=on_chunk)

@@ -272,9 +272,6 @@ class FiguresTest(absltest.TestCase):
                      sorted(names))
 
 
-if __name__ == '__main__':
-  absltest.main()
-
 
 def write_digits_sweep(directory, points, samples_per_seed=50, **fields):
   """A finished digits sweep over `points` (SEEDS seeds each) as
@@ -475,6 +472,50 @@ class SmallDataSectionTest(absltest.TestCase):
                              float(np.mean(np.argmax(logits, 1) == labels)))
       self.assertEqual(s['curve'][-1], {'step': STEPS, 'fid': s['fid']})
 
+  def test_diverged_seeds_are_named_not_averaged(self):
+    sd = self.small_data
+    def score(directory, name):
+      runs = digits_scores(directory, name)
+      if name == 'conditional=projection':
+        runs[1] = {'seed': 1, 'diverged_at': 37}
+      return runs
+    out = self.create_tempdir().full_path
+    figure = lambda name: (os.path.join(out, name), f'results/{name}')
+    text = '\n'.join(sd.section(self.dirs, figure, score))
+    seed0 = self.scores(sd.CONDITIONAL, 'conditional=projection')[0]
+    # One seed left: its FID, and no standard error.
+    self.assertIn(f'| projection | {seed0["fid"]:.1f} ± nan |', text)
+    row = text.split('| projection |')[1].split('\n')[0]
+    self.assertTrue(row.endswith(' | 1 |'), row)
+    self.assertIn('Seeds that diverged are left out of their rows: 100% '
+                  'projection: seed 1 (step 37).', text)
+
+  def test_seed_scores_leave_out_diverged_and_non_finite_seeds(self):
+    sd = self.small_data
+    directory = write_digits_sweep(
+        os.path.join(self.create_tempdir().full_path, sd.BASELINE),
+        [{'train_fraction': 1.0}])
+    run = os.path.join(directory, 'train_fraction=1.0')
+    with open(os.path.join(run, results.RESULTS)) as f:
+      saved = json.load(f)
+    saved['finals'][1]['diverged_at'] = 30
+    with open(os.path.join(run, results.RESULTS), 'w') as f:
+      json.dump(saved, f)
+    samples = np.load(os.path.join(run, 'samples.npy'))
+    samples[0, 3, 0, 0, 0] = np.nan  # seed 0 did not diverge by its losses
+    np.save(os.path.join(run, 'samples.npy'), samples)
+    self.assertEqual(sd.seed_scores(directory, 'train_fraction=1.0'),
+                     [{'seed': 0, 'diverged_at': STEPS},
+                      {'seed': 1, 'diverged_at': 30}])
+
+  def test_curves_of_unequal_steps_are_a_readable_error(self):
+    runs = [{'seed': 0, 'curve': [{'step': 10, 'fid': 1.0},
+                                  {'step': 20, 'fid': 2.0}]},
+            {'seed': 1, 'curve': [{'step': 20, 'fid': 2.0}]}]
+    with self.assertRaisesRegex(ValueError, r'^seed 1 evaluated at steps '
+                                r'\[20\], seed 0 at \[10, 20\]'):
+      self.small_data.curve_matrix(runs)
+
   def test_sections_keep_the_other_sections_text(self):
     out = self.create_tempdir().full_path
     old = ('# Reproduction report\n\nopening words\n\n## (a) Mode collapse\n\n'
@@ -486,7 +527,9 @@ class SmallDataSectionTest(absltest.TestCase):
     for name in self.small_data.SWEEPS:
       open(os.path.join(sweeps, name + '.cfg'), 'w').close()
     with mock.patch.object(self.small_data, 'seed_scores', digits_scores):
-      path = report.build(self.runs, out, sweeps, run=False, sections=('e',))
+      # (c)'s sweep is not among the runs: its earlier text stays.
+      path = report.build(self.runs, out, sweeps, run=False,
+                          sections=('c', 'e'))
     text = open(path).read()
     self.assertTrue(text.startswith('# Reproduction report\n\nopening words'
                                     '\n\n## (a) Mode collapse\n\ntable a\n\n'
@@ -505,3 +548,7 @@ class SmallDataSectionTest(absltest.TestCase):
     self.assertEqual(proc.stderr.strip().splitlines(), [
         'error: --sections=e,z: valid sections are a, b, c, d, e'])
     self.assertEqual(os.listdir(out), [])
+
+
+if __name__ == '__main__':
+  absltest.main()

@@ -194,6 +194,26 @@ class DivergingMemberTest(absltest.TestCase):
     self.assertEqual([r['step'] for r in result.logs[1]],
                      list(range(10, 301, 10)))
 
+  def test_a_diverging_member_of_an_image_run_is_not_scored(self):
+    # --eval_every on digits: from the chunk where a member diverges its
+    # records hold no scores (its samples may be NaN, which no metric
+    # takes), and the other member is scored at every evaluation.
+    base = testing.tiny_image_config(
+        loss='wasserstein', num_steps=60, log_every=10, eval_every=10,
+        eval_metrics=('fid',), num_eval_samples=50, seed=5)
+    configs = [base.replace(d_lr=1e-4),
+               base.replace(d_lr=1e6, g_lr=1e6, beta1=0.0)]
+    result = seeds.train_members(configs)
+    self.assertNotIn('diverged_at', result.finals[0])
+    diverged_at = result.finals[1]['diverged_at']
+    self.assertLess(diverged_at, 50)
+    self.assertEqual([r['step'] for r in result.logs[0] if 'fid' in r],
+                     [10, 20, 30, 40, 50])
+    self.assertTrue(all(np.isfinite(r['fid']) for r in result.logs[0]
+                        if 'fid' in r))
+    self.assertEqual([r['step'] for r in result.logs[1] if 'fid' in r],
+                     [s for s in (10, 20, 30, 40, 50) if s < diverged_at])
+
 
 class SplitOverDevicesTest(absltest.TestCase):
   """`--num_seeds` split over CPU devices computes what one device does."""

@@ -344,8 +344,10 @@ def split_sections(text: str) -> tuple[list[str], dict[str, list[str]]]:
 def build(runs: str, out: str, sweeps: str, run: bool = True,
           sections=SECTIONS) -> str:
   """Runs (with `run`) every sweep of `sections` and writes OUT/RESULTS.md
-  from whatever has finished; sections not named keep the text (and the
-  opening paragraphs) of the existing OUT/RESULTS.md."""
+  from whatever has finished; sections not named, and named sections none
+  of whose sweeps has finished, keep the text of the existing
+  OUT/RESULTS.md, and so do its opening paragraphs (whose wall time and
+  list of missing sweeps then describe the earlier build)."""
   path = os.path.join(out, 'RESULTS.md')
   everything = set(sections) == set(SECTIONS)
   head, kept = [], {}
@@ -379,7 +381,8 @@ def build(runs: str, out: str, sweeps: str, run: bool = True,
                '.', '']
   lines = list(head)
   for letter in SECTIONS:
-    lines += written[letter] if letter in written else kept.get(letter, [])
+    # A section with nothing finished keeps its earlier text, if any.
+    lines += written.get(letter) or kept.get(letter, [])
   fileio.atomic_write(path, '\n'.join(lines).rstrip() + '\n')
   return path
 

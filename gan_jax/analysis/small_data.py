@@ -58,7 +58,13 @@ def seed_scores(directory: str, name: str) -> list[dict]:
   """Per seed of configuration `name`: `seed`, the final `fid` (and, in a
   conditional run, `label_acc` and `intra_fid`) of its saved evaluation
   samples, and `curve`: its logged records (`--eval_every` FIDs) with the
-  final FID appended at the last step."""
+  final FID appended at the last step.
+
+  A seed that diverged (its final record has `diverged_at`) or whose samples
+  are not finite has no scores: its entry is `seed` and `diverged_at` alone
+  (the step, or the last step for non-finite samples), and the section
+  names it instead of averaging it in.
+  """
   from gan_jax import evaluation  # pylint: disable=g-import-not-at-top
   from gan_jax import train  # pylint: disable=g-import-not-at-top
   config = results_lib.load_config(directory, name)
@@ -69,6 +75,10 @@ def seed_scores(directory: str, name: str) -> list[dict]:
   metrics = ('fid',) if labels is None else ('fid', 'label_acc', 'intra_fid')
   out = []
   for final, seed_samples, log in zip(finals, samples, logs):
+    if 'diverged_at' in final or not np.all(np.isfinite(seed_samples)):
+      out.append({'seed': final['seed'],
+                  'diverged_at': final.get('diverged_at', final['step'])})
+      continue
     record = evaluation.evaluate_samples(config, seed_samples, labels,
                                          metrics=metrics)
     scores = {m: float(record[m]) for m in metrics}
@@ -97,9 +107,15 @@ def relative_gain(a: Sequence[float], b: Sequence[float]
 
 
 def curve_matrix(runs: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
-  """(steps, FID per seed x step) of a configuration's curves (the steps
-  every seed evaluated)."""
+  """(steps, FID per seed x step) of a configuration's curves; every seed
+  must have evaluated at the same steps."""
   steps = [r['step'] for r in runs[0]['curve']]
+  for r in runs[1:]:
+    if [p['step'] for p in r['curve']] != steps:
+      raise ValueError(
+          f'seed {r.get("seed")} evaluated at steps '
+          f'{[p["step"] for p in r["curve"]]}, seed {runs[0].get("seed")} '
+          f'at {steps}: the curves of one configuration must share steps')
   return np.asarray(steps), np.asarray(
       [[p['fid'] for p in r['curve']] for r in runs], np.float64)
 
@@ -130,11 +146,12 @@ def _fraction_label(fraction: float) -> str:
 
 
 def _rows(directories: dict[str, str],
-          score: Callable[[str, str], list[dict]]) -> dict:
-  """{(fraction, method): per-seed scores} of every finished configuration;
-  method is 'none', 'DiffAugment', 'DiffAugment + LeCam', 'projection' or
-  'ACGAN'."""
-  rows = {}
+          score: Callable[[str, str], list[dict]]) -> tuple[dict, dict]:
+  """({(fraction, method): per-seed scores} of every finished configuration,
+  {(fraction, method): the seeds that diverged, with their steps}); method
+  is 'none', 'DiffAugment', 'DiffAugment + LeCam', 'projection' or
+  'ACGAN'. A configuration none of whose seeds has scores has no row."""
+  rows, diverged = {}, {}
   for sweep, directory in directories.items():
     if not os.path.isdir(directory):
       continue
@@ -148,8 +165,14 @@ def _rows(directories: dict[str, str],
                   else 'DiffAugment')
       else:
         method = 'none'
-      rows[(config.train_fraction, method)] = score(directory, name)
-  return rows
+      runs = score(directory, name)
+      key = (config.train_fraction, method)
+      if any('diverged_at' in r for r in runs):
+        diverged[key] = [(r['seed'], r['diverged_at']) for r in runs
+                         if 'diverged_at' in r]
+      if any('fid' in r for r in runs):
+        rows[key] = [r for r in runs if 'fid' in r]
+  return rows, diverged
 
 
 def _curve_figure(path: str, rows: dict) -> None:
@@ -205,7 +228,7 @@ def section(directories: dict[str, str],
   directory}); `figures(name)` gives a figure's (path on disk, path
   relative to RESULTS.md); `score` defaults to `seed_scores`."""
   from gan_jax.analysis import report  # pylint: disable=g-import-not-at-top
-  rows = _rows(directories, score or seed_scores)
+  rows, diverged = _rows(directories, score or seed_scores)
   missing = [s for s, d in directories.items()
              if not (os.path.isdir(d) and results_lib.finished(d))]
   lines = ['## (e) Digits: class conditioning and data-efficient training',
@@ -220,7 +243,14 @@ def section(directories: dict[str, str],
       f'Protocol: {protocol}; the non-saturating loss; FID against the whole '
       'training split (1,437 digits) in the bundled digits classifier\'s '
       f'feature space, every {config.eval_every} steps and at the end. '
-      f'For scale: 360 held-out real digits score {REAL_HELD_OUT_FID}. A '
+      f'For scale: the 360 held-out real digits score {REAL_HELD_OUT_FID} '
+      '(FID is biased upward at small sample counts, so real digits would '
+      'score lower at the runs\' 1,000 samples; only 360 exist). '
+      'Intra-class FID compares about 100 samples per class with about 144 '
+      'training digits in 128 feature dimensions: its sample covariances '
+      'are rank-deficient and the value is biased upward, so it compares '
+      'configurations at equal sample counts only, not with published '
+      'intra-FIDs. A '
       'fraction is a fixed subset of the training split, stratified by '
       'class (`--train_fraction`, `--subset_seed=0`). DiffAugment and LeCam '
       'follow the authors\' limited-CIFAR-10 BigGAN scripts '
@@ -231,6 +261,11 @@ def section(directories: dict[str, str],
   if missing:
     lines += ['Not finished when this was written (their rows are missing): '
               + ', '.join(f'`{m}`' for m in missing) + '.', '']
+  if diverged:
+    lines += ['Seeds that diverged are left out of their rows: ' + '; '.join(
+        f'{_fraction_label(f)} {m}: ' + ', '.join(
+            f'seed {s} (step {step})' for s, step in seeds)
+        for (f, m), seeds in sorted(diverged.items())) + '.', '']
   lines += _conditioning_lines(rows)
   lines += _efficiency_lines(rows)
   path, rel = figures('digits_fid_curves.png')

@@ -112,6 +112,37 @@ class ResultsTest(absltest.TestCase):
                      '| seeds (n) |')
     self.assertEqual(len(lines), 4)
 
+  def test_a_conditional_image_sweep_is_ranked_by_label_accuracy(self):
+    # An image run of several seeds keeps FID on its learning curve; its
+    # finals carry only the conditional label accuracy, and the table shows
+    # it as a percentage, higher first, with a plain seed count.
+    directory = self.create_tempdir().full_path
+    accuracies = {'conditional=acgan': [0.4, 0.695, 0.3],
+                  'conditional=projection': [0.999, 0.997, 0.998]}
+    for name, values in accuracies.items():
+      os.makedirs(os.path.join(directory, name))
+      with open(os.path.join(directory, name, results.RESULTS), 'w') as f:
+        json.dump({'point': {'conditional': name.split('=')[1]},
+                   'wall_seconds': 1.0, 'program_runs': 3,
+                   'finals': [dict(seed=s, step=10, final=True,
+                                   label_accuracy=v,
+                                   label_classifier='digits_classifier')
+                              for s, v in enumerate(values)]}, f)
+      open(os.path.join(directory, name, results.DONE), 'w').close()
+    table = results.markdown_table(
+        results.summarize(results.load_rows(directory))).splitlines()
+    self.assertEqual(table[0], '| configuration | % label accuracy | '
+                     'seeds (n) |')
+    projection = accuracies['conditional=projection']
+    self.assertEqual(table[2], '| conditional=projection | '
+                     f'{100 * np.mean(projection):.1f} ± '
+                     f'{100 * np.std(projection, ddof=1):.1f} | 3 |')
+    self.assertTrue(table[3].startswith('| conditional=acgan | 46.5 ± '))
+    # With no metric columns at all the seed count stands alone.
+    bare = results.markdown_table([{'config': 'x', 'seeds': 5, 'diverged': 0,
+                                    'metrics': {}}])
+    self.assertIn('| x | 5 |', bare)
+
   def test_config_of_a_multi_seed_run_loads_with_its_seeds_from_finals(self):
     directory = self.create_tempdir().full_path
     write_sweep(directory)

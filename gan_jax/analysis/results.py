@@ -13,7 +13,8 @@ then left out of its mean (the table's `n` column says how many counted).
 
 Ranking ("best first"): by the first of these that the rows carry: lower
 `fid`; more `modes`, ties broken by lower `reverse_kl`, then higher
-`hq_fraction`; lower `jsd`.
+`hq_fraction`; lower `jsd`; higher `label_accuracy` (a conditional run's
+share of samples classified as the class they were asked for).
 
 A configuration's training config is read with `Config.load` (`load_config`);
 its seeds are those of its `results.json` finals.
@@ -43,15 +44,16 @@ RANKINGS = (
     (('fid', -1),),
     (('modes', +1), ('reverse_kl', -1), ('hq_fraction', +1)),
     (('jsd', -1),),
+    (('label_accuracy', +1),),
 )
 # Metrics shown in results.md when present, in this order.
 TABLE_METRICS = ('modes', 'hq_fraction', 'reverse_kl', 'jsd', 'fid', 'kid',
-                 'precision', 'recall')
+                 'precision', 'recall', 'label_accuracy')
 LABELS = {'modes': 'modes', 'hq_fraction': '% HQ', 'reverse_kl': 'reverse KL',
           'jsd': 'JSD', 'fid': 'FID', 'kid': 'KID', 'precision': 'precision',
-          'recall': 'recall'}
+          'recall': 'recall', 'label_accuracy': '% label accuracy'}
 # Metrics shown scaled (a fraction as a percentage, as LABELS says).
-SCALES = {'hq_fraction': 100.0}
+SCALES = {'hq_fraction': 100.0, 'label_accuracy': 100.0}
 
 
 def is_done(directory: str) -> bool:
@@ -236,7 +238,7 @@ def markdown_table(summary: Sequence[dict], metrics: Optional[Sequence[str]]
   for entry in summary:
     counts = {entry['metrics'][m][2] for m in metrics}
     n = str(entry['seeds'])
-    if counts != {entry['seeds']}:
+    if metrics and counts != {entry['seeds']}:
       n += ' (' + ', '.join(f'{LABELS.get(m, m)}: {entry["metrics"][m][2]}'
                             for m in metrics
                             if entry['metrics'][m][2] != entry['seeds']) + ')'

@@ -276,7 +276,8 @@ class FiguresTest(absltest.TestCase):
 def write_digits_sweep(directory, points, samples_per_seed=50, **fields):
   """A finished digits sweep over `points` (SEEDS seeds each) as
   `gan_jax.sweep` writes it, with images of the digits test split as the
-  samples; its scores come from `digits_scores`."""
+  samples and made-up learning curves (FID = step, label accuracy 0.5 in a
+  conditional run); its scores come from `digits_scores`."""
   from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
   images = reference.digits('test')[0][:samples_per_seed]
   base = Config(dataset='digits', model='dcgan', num_steps=STEPS,
@@ -286,8 +287,11 @@ def write_digits_sweep(directory, points, samples_per_seed=50, **fields):
     finals = [dict(seed=s, final=True, step=STEPS) for s in range(SEEDS)]
     with open(os.path.join(run, 'metrics.jsonl'), 'w') as f:
       for s in range(SEEDS):
-        for step in range(EVERY, STEPS + 1, EVERY):
-          f.write(json.dumps(dict(seed=s, step=step, d_loss=0.5)) + '\n')
+        for step in range(EVERY, STEPS, EVERY):
+          record = dict(seed=s, step=step, d_loss=0.5, fid=float(step))
+          if 'conditional' in point:
+            record['label_acc'] = 0.5
+          f.write(json.dumps(record) + '\n')
       f.writelines(json.dumps(final) + '\n' for final in finals)
     with open(os.path.join(run, results.RESULTS), 'w') as f:
       json.dump({'point': point, 'finals': finals, 'wall_seconds': 60.0,
@@ -302,7 +306,7 @@ def digits_scores(directory, name):
   """Made-up per-seed scores of a configuration (as `small_data.seed_scores`
   returns them), fixed by its name: an FID curve at every EVERY steps whose
   last point is the final FID; label accuracy and intra-class FID for a
-  conditional configuration."""
+  conditional configuration, on its curve too."""
   rng = np.random.default_rng(sum(map(ord, os.path.basename(directory)
                                       + name)))
   out = []
@@ -311,7 +315,9 @@ def digits_scores(directory, name):
              for step in range(EVERY, STEPS + 1, EVERY)]
     scores = {'seed': s, 'fid': curve[-1]['fid'], 'curve': curve}
     if 'conditional' in name:
-      scores.update(label_acc=float(rng.uniform(0.8, 1.0)),
+      for point in curve:
+        point['label_acc'] = float(rng.uniform(0.3, 1.0))
+      scores.update(label_acc=curve[-1]['label_acc'],
                     intra_fid=float(rng.uniform(30, 90)))
     out.append(scores)
   return out
@@ -338,6 +344,10 @@ class SmallDataSectionTest(absltest.TestCase):
         small_data.CONDITIONAL: write_digits_sweep(
             os.path.join(cls.runs, small_data.CONDITIONAL),
             [{'conditional': c} for c in ('projection', 'acgan')]),
+        small_data.LONG: write_digits_sweep(
+            os.path.join(cls.runs, small_data.LONG),
+            [{'lecam_weight': w} for w in (0.0, 0.3)], train_fraction=0.1,
+            augment=('translation', 'cutout')),
     }
 
   @classmethod
@@ -368,14 +378,30 @@ class SmallDataSectionTest(absltest.TestCase):
     c, cse = _mean_se(change)
     verdict = ('flat' if abs(c) <= 2 * cse else
                'still falling' if c < 0 else 'rising')
+    accuracy = np.array([[p['label_acc'] for p in r['curve']] for r in proj])
+    peak = int(np.argmax(accuracy.mean(0)))
     self.assertIn(
         f'| projection | {fmt([r["fid"] for r in proj])} | '
         f'{fmt(curves[:, at])} ({EVERY * (at + 1)}) | '
         f'{fmt([r["label_acc"] for r in proj], 100)} % | '
+        f'{fmt(accuracy[:, peak], 100)} % ({EVERY * (peak + 1)}) | '
         f'{fmt([r["intra_fid"] for r in proj])} | {verdict} ({c:+.1f} ± '
         f'{cse:.1f} from step {EVERY} to {STEPS}) | {SEEDS} |', text)
     self.assertIn(f'| unconditional | {fmt([r["fid"] for r in none])} |',
                   text)
+    drop, drop_se = (np.array([r['label_acc'] for r in proj]).mean()
+                     - accuracy[:, peak].mean(), np.hypot(
+                         *(_mean_se(v)[1] for v in (
+                             accuracy[:, peak], accuracy[:, -1]))))
+    fall = (f'- projection: label accuracy falls after its peak at step '
+            f'{EVERY * (peak + 1)}, by {-100 * drop:.1f} ± '
+            f'{100 * drop_se:.1f} points')
+    if drop < -2 * drop_se:
+      self.assertIn(fall, text)
+    else:
+      self.assertNotIn('- projection: label accuracy falls', text)
+    self.assertRegex(text, r'\| unconditional \|[^|]+\|[^|]+\| n/a \| n/a \| '
+                     r'n/a \|')
     a = np.array([r['fid'] for r in none])
     b = np.array([r['fid'] for r in proj])
     diff = b.mean() - a.mean()
@@ -415,6 +441,69 @@ class SmallDataSectionTest(absltest.TestCase):
       with open(os.path.join(out, name), 'rb') as f:
         self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
       self.assertIn(f'](results/{name})', text)
+
+  def test_longer_runs_against_numpy(self):
+    text, _ = self.section()
+    sd = self.small_data
+    fmt = lambda v: '{:.1f} ± {:.1f}'.format(*_mean_se(v))
+    longer = {w: self.scores(sd.LONG, f'lecam_weight={w}')
+              for w in (0.0, 0.3)}
+    shorter = self.scores(sd.AUGMENTED, 'train_fraction=0.1,lecam_weight=0.0')
+    runs = longer[0.0]
+    curves = np.array([[p['fid'] for p in r['curve']] for r in runs])
+    at = int(np.argmin(curves.mean(0)))
+    self.assertIn(f'### DiffAugment trained on to {STEPS} steps', text)
+    self.assertIn(
+        f'| 10% | DiffAugment | {fmt([r["fid"] for r in runs])} | '
+        f'{fmt(curves[:, at])} ({EVERY * (at + 1)}) | {fmt(curves[:, -1])} '
+        f'({STEPS}; that run\'s final: {fmt([r["fid"] for r in shorter])}) '
+        '| ', text)
+    a = np.array([r['fid'] for r in runs])
+    b = np.array([r['fid'] for r in longer[0.3]])
+    diff = b.mean() - a.mean()
+    se = np.sqrt(a.var(ddof=1) / SEEDS + b.var(ddof=1) / SEEDS)
+    self.assertIn(f'- 10% at {STEPS} steps, DiffAugment + LeCam against '
+                  f'DiffAugment: final FID {diff:+.1f} ± {se:.1f} '
+                  f'({"resolved" if abs(diff) > 2 * se else "not resolved"})',
+                  text)
+    # The longer runs are rows of their own, not averaged into the
+    # 10,000-step table.
+    table = text.split('### DiffAugment and LeCam')[1].split('###')[0]
+    self.assertIn('| 10% | ' + fmt([r['fid'] for r in self.scores(
+        sd.BASELINE, 'train_fraction=0.1')]), table)
+    self.assertIn(f' | {fmt([r["fid"] for r in shorter])} (', table)
+
+  def test_a_fall_after_the_label_accuracy_peak_is_stated(self):
+    # ACGAN's seeds peak at step 20 (0.95, 0.97) and end at 0.40, 0.30:
+    # a fall of 61 points, standard error hypot(1, 5) points.
+    def score(directory, name):
+      runs = digits_scores(directory, name)
+      if name == 'conditional=acgan':
+        for run, values in zip(runs, ([0.9, 0.95, 0.5, 0.4],
+                                      [0.8, 0.97, 0.6, 0.3])):
+          for point, value in zip(run['curve'], values):
+            point['label_acc'] = value
+          run['label_acc'] = values[-1]
+      return runs
+    out = self.create_tempdir().full_path
+    figure = lambda name: (os.path.join(out, name), f'results/{name}')
+    text = '\n'.join(self.small_data.section(self.dirs, figure, score))
+    self.assertIn('- ACGAN: label accuracy falls after its peak at step 20, '
+                  f'by 61.0 ± {np.hypot(1, 5):.1f} points to its final value '
+                  '(resolved).', text)
+    self.assertIn('| 96.0 ± 1.0 % (20) |', text)
+
+  def test_highest_point_of_a_mean_curve_skips_steps_not_logged(self):
+    # Step 10 holds the highest single value but seed 1 did not log it.
+    runs = [{'curve': [{'step': 10, 'fid': 1, 'label_acc': 1.0},
+                       {'step': 20, 'fid': 1, 'label_acc': 0.9},
+                       {'step': 30, 'fid': 1, 'label_acc': 0.2}]},
+            {'curve': [{'step': 10, 'fid': 1},
+                       {'step': 20, 'fid': 1, 'label_acc': 0.7},
+                       {'step': 30, 'fid': 1, 'label_acc': 0.4}]}]
+    self.assertEqual(self.small_data.highest_on_curve(runs, 'label_acc'),
+                     (20, [0.9, 0.7]))
+    self.assertIsNone(self.small_data.highest_on_curve(runs, 'kid'))
 
   def test_lowest_point_and_flatness_of_the_mean_curve(self):
     # Seed 0's own minimum (10 at step 20) is not the mean curve's (step 30);
@@ -470,7 +559,10 @@ class SmallDataSectionTest(absltest.TestCase):
                                  rtol=1e-4)
       self.assertAlmostEqual(s['label_acc'],
                              float(np.mean(np.argmax(logits, 1) == labels)))
-      self.assertEqual(s['curve'][-1], {'step': STEPS, 'fid': s['fid']})
+      self.assertEqual(s['curve'], [
+          {'step': step, 'fid': float(step), 'label_acc': 0.5}
+          for step in range(EVERY, STEPS, EVERY)] + [
+              {'step': STEPS, 'fid': s['fid'], 'label_acc': s['label_acc']}])
 
   def test_diverged_seeds_are_named_not_averaged(self):
     sd = self.small_data

@@ -11,14 +11,17 @@ steps):
   2020) and with DiffAugment plus LeCam (Tseng et al. 2021);
 * `digits_conditional`: projection (Miyato & Koyama 2018) and ACGAN (Odena
   et al. 2017) discriminators on the full split, beside the unconditional
-  100% row of `digits_data_efficiency`.
+  100% row of `digits_data_efficiency`;
+* `digits_diffaugment_long`: the 10% DiffAugment rows trained on, to see
+  where curves that are still falling at the end of `digits_diffaugment`
+  flatten.
 
 FID is the Fréchet distance in the bundled digits classifier's feature space
 between each seed's evaluation samples and the whole training split (also
 for runs trained on a fraction: the question is how well G learns the
 distribution from fewer images). Label accuracy is the fraction of a
 conditional run's samples that the classifier assigns to the class G was
-asked for; intra-class FID is the mean over classes of the class-k samples'
+asked for (on the curve too, so a collapse after a peak shows); intra-class FID is the mean over classes of the class-k samples'
 FID against the class-k training images.
 
 Every number is a mean ± standard error over seeds (`results.mean_se`); a
@@ -45,7 +48,8 @@ from gan_jax.analysis import results as results_lib
 BASELINE = 'digits_data_efficiency'
 AUGMENTED = 'digits_diffaugment'
 CONDITIONAL = 'digits_conditional'
-SWEEPS = (BASELINE, AUGMENTED, CONDITIONAL)
+LONG = 'digits_diffaugment_long'
+SWEEPS = (BASELINE, AUGMENTED, CONDITIONAL, LONG)
 FLAT_WINDOW = 3  # evaluation intervals
 # Targets the section is judged against.
 LABEL_ACCURACY_TARGET = 0.95
@@ -57,8 +61,8 @@ REAL_HELD_OUT_FID = 13.5  # 360 held-out real digits (bench/digits_metrics.py)
 def seed_scores(directory: str, name: str) -> list[dict]:
   """Per seed of configuration `name`: `seed`, the final `fid` (and, in a
   conditional run, `label_acc` and `intra_fid`) of its saved evaluation
-  samples, and `curve`: its logged records (`--eval_every` FIDs) with the
-  final FID appended at the last step.
+  samples, and `curve`: its logged records (`--eval_every` FIDs, and label
+  accuracies where logged) with the final scores appended at the last step.
 
   A seed that diverged (its final record has `diverged_at`) or whose samples
   are not finite has no scores: its entry is `seed` and `diverged_at` alone
@@ -82,8 +86,10 @@ def seed_scores(directory: str, name: str) -> list[dict]:
     record = evaluation.evaluate_samples(config, seed_samples, labels,
                                          metrics=metrics)
     scores = {m: float(record[m]) for m in metrics}
-    curve = [{'step': r['step'], 'fid': r['fid']} for r in log if 'fid' in r]
-    curve.append({'step': final['step'], 'fid': scores['fid']})
+    on_curve = [m for m in metrics if m != 'intra_fid']
+    curve = [{'step': r['step'], **{m: r[m] for m in on_curve if m in r}}
+             for r in log if 'fid' in r]
+    curve.append({'step': final['step'], **{m: scores[m] for m in on_curve}})
     out.append({'seed': final['seed'], **scores, 'curve': curve})
   return out
 
@@ -106,9 +112,10 @@ def relative_gain(a: Sequence[float], b: Sequence[float]
   return 1.0 - ratio, abs(ratio) * math.sqrt((sa / ma) ** 2 + (sb / mb) ** 2)
 
 
-def curve_matrix(runs: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
-  """(steps, FID per seed x step) of a configuration's curves; every seed
-  must have evaluated at the same steps."""
+def curve_matrix(runs: Sequence[dict], metric: str = 'fid'
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """(steps, `metric` per seed x step) of a configuration's curves; every
+  seed must have evaluated at the same steps."""
   steps = [r['step'] for r in runs[0]['curve']]
   for r in runs[1:]:
     if [p['step'] for p in r['curve']] != steps:
@@ -117,7 +124,8 @@ def curve_matrix(runs: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
           f'{[p["step"] for p in r["curve"]]}, seed {runs[0].get("seed")} '
           f'at {steps}: the curves of one configuration must share steps')
   return np.asarray(steps), np.asarray(
-      [[p['fid'] for p in r['curve']] for r in runs], np.float64)
+      [[p.get(metric, math.nan) for p in r['curve']] for r in runs],
+      np.float64)
 
 
 def lowest_on_curve(runs: Sequence[dict]) -> tuple[int, list[float]]:
@@ -125,6 +133,19 @@ def lowest_on_curve(runs: Sequence[dict]) -> tuple[int, list[float]]:
   steps, fids = curve_matrix(runs)
   at = int(np.argmin(fids.mean(0)))
   return int(steps[at]), list(fids[:, at])
+
+
+def highest_on_curve(runs: Sequence[dict], metric: str
+                     ) -> Optional[tuple[int, list[float]]]:
+  """(step, per-seed values) at the step where the seeds' mean `metric` is
+  highest, over the steps every seed logged it; None where none did."""
+  steps, values = curve_matrix(runs, metric)
+  logged = np.all(np.isfinite(values), axis=0)
+  if not logged.any():
+    return None
+  means = np.where(logged, values.mean(0), -np.inf)
+  at = int(np.argmax(means))
+  return int(steps[at]), list(values[:, at])
 
 
 def flatness(runs: Sequence[dict], window: int = FLAT_WINDOW) -> str:
@@ -139,6 +160,11 @@ def flatness(runs: Sequence[dict], window: int = FLAT_WINDOW) -> str:
              else 'still falling' if m < 0 else 'rising')
   return (f'{verdict} ({m:+.1f} ± {se:.1f} from step '
           f'{steps[-1 - window]} to {steps[-1]})')
+
+
+def _steps(runs: Sequence[dict]) -> int:
+  """The last step of a configuration's curves."""
+  return int(runs[0]['curve'][-1]['step'])
 
 
 def _fraction_label(fraction: float) -> str:
@@ -175,7 +201,7 @@ def _rows(directories: dict[str, str],
   return rows, diverged
 
 
-def _curve_figure(path: str, rows: dict) -> None:
+def _curve_figure(path: str, rows: dict, longer: dict) -> None:
   from gan_jax import plots  # pylint: disable=g-import-not-at-top
   fractions = sorted({f for f, m in rows if m not in ('projection', 'ACGAN')})
   panels = [('class conditioning, 100% of the data',
@@ -184,11 +210,18 @@ def _curve_figure(path: str, rows: dict) -> None:
   panels += [(f'{_fraction_label(f)} of the data',
               [m for m in ('none', 'DiffAugment', 'DiffAugment + LeCam')
                if (f, m) in rows], f) for f in fractions]
-  panels = [p for p in panels if p[1]]
+  panels = [(title, [(rows, m) for m in methods], f)
+            for title, methods, f in panels if methods]
+  for f in sorted({f for f, _ in longer}):
+    methods = [(longer, m) for m in ('DiffAugment', 'DiffAugment + LeCam')
+               if (f, m) in longer]
+    steps = _steps(longer[(f, methods[0][1])])
+    panels.append((f'{_fraction_label(f)} of the data, {steps} steps',
+                   methods, f))
   fig, axes = plots.panels(len(panels), len(panels), 3.6, 3.0)
   for ax, (title, methods, fraction) in zip(axes, panels):
     curves = {m: [[{'step': p['step'], 'fid': p['fid']} for p in r['curve']]
-                  for r in rows[(fraction, m)]] for m in methods}
+                  for r in source[(fraction, m)]] for source, m in methods}
     plots.draw_curves(ax, curves, 'fid', log_scale=True)
     ax.set_title(title, fontsize=8)
     ax.set_ylabel('FID (mean, min-max band over seeds)', fontsize=7)
@@ -228,7 +261,13 @@ def section(directories: dict[str, str],
   directory}); `figures(name)` gives a figure's (path on disk, path
   relative to RESULTS.md); `score` defaults to `seed_scores`."""
   from gan_jax.analysis import report  # pylint: disable=g-import-not-at-top
-  rows, diverged = _rows(directories, score or seed_scores)
+  score = score or seed_scores
+  rows, diverged = _rows({k: d for k, d in directories.items() if k != LONG},
+                         score)
+  longer, longer_diverged = _rows(
+      {LONG: directories[LONG]} if LONG in directories else {}, score)
+  diverged.update({(f, f'{m} (longer run)'): seeds
+                   for (f, m), seeds in longer_diverged.items()})
   missing = [s for s, d in directories.items()
              if not (os.path.isdir(d) and results_lib.finished(d))]
   lines = ['## (e) Digits: class conditioning and data-efficient training',
@@ -268,13 +307,14 @@ def section(directories: dict[str, str],
         for (f, m), seeds in sorted(diverged.items())) + '.', '']
   lines += _conditioning_lines(rows)
   lines += _efficiency_lines(rows)
+  lines += _longer_lines(rows, longer)
   path, rel = figures('digits_fid_curves.png')
-  _curve_figure(path, rows)
+  _curve_figure(path, rows, longer)
   lines += [f'![FID learning curves]({rel})', '']
   path, rel = figures('digits_class_grids.png')
   if _class_grid_figure(path, directories):
     lines += [f'![per-class samples]({rel})', '']
-  lines += _target_lines(rows)
+  lines += _target_lines(rows, longer)
   return lines
 
 
@@ -284,19 +324,23 @@ def _conditioning_lines(rows: dict) -> list[str]:
     return []
   lines = ['### Class conditioning (100% of the data)', '',
            '| discriminator | FID (final) | lowest mean FID on the curve '
-           '(step) | label accuracy | intra-class FID | curve over the last '
+           '(step) | label accuracy (final) | highest mean label accuracy on '
+           'the curve (step) | intra-class FID | curve over the last '
            f'{FLAT_WINDOW} evaluations | seeds |',
-           '|---|---|---|---|---|---|---|']
+           '|---|---|---|---|---|---|---|---|']
   for m in methods:
     runs = rows[(1.0, m)]
     step, lowest = lowest_on_curve(runs)
     name = 'unconditional' if m == 'none' else m
     acc = fmt([r['label_acc'] for r in runs], 100) + ' %' if (
         'label_acc' in runs[0]) else 'n/a'
+    peak = highest_on_curve(runs, 'label_acc') if (
+        'label_acc' in runs[0]) else None
+    peak = f'{fmt(peak[1], 100)} % ({peak[0]})' if peak else 'n/a'
     intra = fmt([r['intra_fid'] for r in runs]) if (
         'intra_fid' in runs[0]) else 'n/a'
     lines.append(f'| {name} | {fmt([r["fid"] for r in runs])} | '
-                 f'{fmt(lowest)} ({step}) | {acc} | {intra} | '
+                 f'{fmt(lowest)} ({step}) | {acc} | {peak} | {intra} | '
                  f'{flatness(runs)} | {len(runs)} |')
   lines.append('')
   base = [r['fid'] for r in rows[(1.0, 'none')]] if (
@@ -307,6 +351,17 @@ def _conditioning_lines(rows: dict) -> list[str]:
     diff, se = results_lib.difference(base, [r['fid'] for r in rows[(1.0, m)]])
     lines.append(f'- {m} − unconditional: {diff:+.1f} ± {se:.1f} FID '
                  f'({"resolved" if results_lib.resolved(diff, se) else "not resolved"}).')
+  for m in methods[1:]:
+    runs = rows[(1.0, m)]
+    peak = highest_on_curve(runs, 'label_acc') if (
+        'label_acc' in runs[0]) else None
+    if peak is None:
+      continue
+    diff, se = results_lib.difference(peak[1], [r['label_acc'] for r in runs])
+    if results_lib.resolved(diff, se) and diff < 0:
+      lines.append(f'- {m}: label accuracy falls after its peak at step '
+                   f'{peak[0]}, by {-100 * diff:.1f} ± {100 * se:.1f} points '
+                   'to its final value (resolved).')
   if ((1.0, 'projection') in rows and (1.0, 'ACGAN') in rows):
     a = [r['label_acc'] for r in rows[(1.0, 'projection')]]
     b = [r['label_acc'] for r in rows[(1.0, 'ACGAN')]]
@@ -362,7 +417,54 @@ def _efficiency_lines(rows: dict) -> list[str]:
   return lines + ['']
 
 
-def _target_lines(rows: dict) -> list[str]:
+def _longer_lines(rows: dict, longer: dict) -> list[str]:
+  """The longer DiffAugment runs: final and lowest FID, their curves' last
+  evaluations, the same runs at the shorter sweep's last step against that
+  sweep's finals, and LeCam against DiffAugment alone."""
+  if not longer:
+    return []
+  fractions = sorted({f for f, _ in longer})
+  steps = _steps(next(iter(longer.values())))
+  lines = [f'### DiffAugment trained on to {steps} steps', '',
+           'The DiffAugment curves above are still falling at their last '
+           'evaluation, so the same configurations (same seeds) go on to '
+           f'{steps} steps (`experiments/sweeps/{LONG}.cfg`).', '',
+           '| training images | method | FID (final) | lowest mean FID on '
+           'the curve (step) | FID on the curve at the shorter run\'s end '
+           f'(step) | curve over the last {FLAT_WINDOW} evaluations | '
+           'seeds |', '|---|---|---|---|---|---|---|']
+  for f in fractions:
+    for m in ('DiffAugment', 'DiffAugment + LeCam'):
+      runs = longer.get((f, m))
+      if runs is None:
+        continue
+      step, lowest = lowest_on_curve(runs)
+      shorter = rows.get((f, m))
+      at_end = 'n/a'
+      if shorter:
+        end = _steps(shorter)
+        curve_steps, fids = curve_matrix(runs)
+        if end in curve_steps:
+          at_end = (f'{fmt(list(fids[:, list(curve_steps).index(end)]))} '
+                    f'({end}; that run\'s final: '
+                    f'{fmt([r["fid"] for r in shorter])})')
+      lines.append(f'| {_fraction_label(f)} | {m} | '
+                   f'{fmt([r["fid"] for r in runs])} | {fmt(lowest)} '
+                   f'({step}) | {at_end} | {flatness(runs)} | {len(runs)} |')
+  lines.append('')
+  for f in fractions:
+    if (f, 'DiffAugment') in longer and (f, 'DiffAugment + LeCam') in longer:
+      fa = [r['fid'] for r in longer[(f, 'DiffAugment')]]
+      fb = [r['fid'] for r in longer[(f, 'DiffAugment + LeCam')]]
+      diff, se = results_lib.difference(fa, fb)
+      lines.append(
+          f'- {_fraction_label(f)} at {steps} steps, DiffAugment + LeCam '
+          f'against DiffAugment: final FID {diff:+.1f} ± {se:.1f} '
+          f'({"resolved" if results_lib.resolved(diff, se) else "not resolved"}).')
+  return lines + ['']
+
+
+def _target_lines(rows: dict, longer: dict) -> list[str]:
   lines = ['### Against the targets', '']
   for m in ('projection', 'ACGAN'):
     if (1.0, m) in rows and 'label_acc' in rows[(1.0, m)][0]:
@@ -380,11 +482,15 @@ def _target_lines(rows: dict) -> list[str]:
                  f'{100 * se:.0f} %, '
                  f'{"met" if gain >= AUGMENT_GAIN_TARGET else "not met"} by '
                  'the mean.')
-  finals = {k: results_lib.mean_se([r['fid'] for r in v])
-            for k, v in rows.items()}
+  finals = {(f, 'no augmentation' if m == 'none' else m):
+            results_lib.mean_se([r['fid'] for r in v])
+            for (f, m), v in rows.items()}
+  finals.update({(f, f'{m} for {_steps(v)} steps'):
+                 results_lib.mean_se([r['fid'] for r in v])
+                 for (f, m), v in longer.items()})
   best = min(finals, key=lambda k: finals[k][0])
   m, se, n = finals[best]
-  method = 'no augmentation' if best[1] == 'none' else best[1]
+  method = best[1]
   lines.append(f'- Best configuration by mean final FID ≤ {FID_TARGET:g}: '
                f'{method} at {_fraction_label(best[0])} of the data, '
                f'{m:.1f} ± {se:.1f} over {n} seeds, '

@@ -265,7 +265,7 @@ def _run_programs(points, names, sweep_dir, num_seeds, max_runs,
           f'{", ".join(names[i] for i in group)} x {num_seeds} seeds '
           f'({len(members)} runs vmapped)', file=out, flush=True)
     start = time.perf_counter()
-    result = seeds_lib.train_members(members)
+    result = seeds_lib.train_members(members, out=out)
     wall = time.perf_counter() - start
     for j, i in enumerate(group):
       _write_config(os.path.join(sweep_dir, names[i]), points[i][0],

@@ -120,7 +120,15 @@ class ResumeTest(absltest.TestCase):
     with flagsaver.flagsaver(workdir=sweep_dir, **TINY):
       from gan_jax import config as config_lib  # pylint: disable=g-import-not-at-top
       base = config_lib.from_flags()
-      first = sweep.run_sweep(grid, base, num_seeds=2, out=io.StringIO())
+      out = io.StringIO()
+      first = sweep.run_sweep(grid, base, num_seeds=2, out=out)
+      # Progress inside each program: a line per logged chunk, the last at
+      # num_steps, for the 4 runs (2 points x 2 seeds) of each program.
+      progress = [line for line in out.getvalue().splitlines()
+                  if line.startswith('step ')]
+      self.assertLen(progress, 2 * (base.num_steps // base.log_every))
+      self.assertTrue(progress[-1].startswith(
+          f'step {base.num_steps}/{base.num_steps}: 4 runs at '), progress)
       names = ['loss=minimax,g_lr=1e-4', 'loss=minimax,g_lr=1e-3',
                'loss=hinge,g_lr=1e-4', 'loss=hinge,g_lr=1e-3']
       self.assertEqual(first.computed, names)

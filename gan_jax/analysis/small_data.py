@@ -1,9 +1,9 @@
 """Report section (e): class conditioning and data-efficient training on digits.
 
-digits is the small-data regime the data-efficiency papers study: 1,437
-training images, about 144 per class. Three sweeps share one protocol (the
-DCGAN of section (c), 5 seeds, the FID learning curve every `eval_every`
-steps):
+digits is the small-data regime the data-efficiency papers study: the GANs
+train on its 1,797 images, about 180 per class (10% of them is 179 images).
+Four sweeps share one protocol (the DCGAN of section (c), 5 seeds, the FID
+learning curve every `eval_every` steps):
 
 * `digits_data_efficiency`: 10%, 25% and 100% of the training split
   (`--train_fraction`, a fixed subset stratified by class), no augmentation;
@@ -17,12 +17,14 @@ steps):
   flatten.
 
 FID is the Fréchet distance in the bundled digits classifier's feature space
-between each seed's evaluation samples and the whole training split (also
-for runs trained on a fraction: the question is how well G learns the
-distribution from fewer images). Label accuracy is the fraction of a
+between each seed's evaluation samples and the classifier's whole training
+split, 1,437 digits (also for runs trained on a fraction: the question is
+how well G learns the distribution from fewer images). Label accuracy is the fraction of a
 conditional run's samples that the classifier assigns to the class G was
-asked for (on the curve too, so a collapse after a peak shows); intra-class FID is the mean over classes of the class-k samples'
-FID against the class-k training images.
+asked for (on the curve too, so a collapse after a peak shows; a fall
+after the peak is paired by seed, each seed's value at the mean curve's
+highest step minus its final value); intra-class FID is the mean over
+classes of the class-k samples' FID against the class-k training images.
 
 Every number is a mean ± standard error over seeds (`results.mean_se`); a
 difference is called resolved only beyond two standard errors
@@ -148,18 +150,45 @@ def highest_on_curve(runs: Sequence[dict], metric: str
   return int(steps[at]), list(values[:, at])
 
 
-def flatness(runs: Sequence[dict], window: int = FLAT_WINDOW) -> str:
-  """The change of FID over the last `window` evaluation intervals, mean ±
-  standard error over seeds, and the verdict: 'flat' unless resolved."""
+def trend(runs: Sequence[dict], window: int = FLAT_WINDOW
+          ) -> Optional[tuple[str, float, float, int, int]]:
+  """(verdict, mean change, its standard error, first step, last step) of
+  FID over the last `window` evaluation intervals, the change taken per
+  seed; the verdict is 'flat' unless the change is resolved, else 'still
+  falling' or 'rising'. None for a curve of `window` points or fewer."""
   steps, fids = curve_matrix(runs)
   if len(steps) <= window:
-    return 'too short to judge'
+    return None
   change = list(fids[:, -1] - fids[:, -1 - window])
   m, se, _ = results_lib.mean_se(change)
   verdict = ('flat' if not results_lib.resolved(m, se)
              else 'still falling' if m < 0 else 'rising')
-  return (f'{verdict} ({m:+.1f} ± {se:.1f} from step '
-          f'{steps[-1 - window]} to {steps[-1]})')
+  return verdict, m, se, int(steps[-1 - window]), int(steps[-1])
+
+
+def flatness(runs: Sequence[dict], window: int = FLAT_WINDOW) -> str:
+  """`trend` in words: 'still falling (-2.0 ± 0.5 from step 17000 to
+  20000)'."""
+  judged = trend(runs, window)
+  if judged is None:
+    return 'too short to judge'
+  verdict, m, se, first, last = judged
+  return f'{verdict} ({m:+.1f} ± {se:.1f} from step {first} to {last})'
+
+
+def fall_after_peak(runs: Sequence[dict], metric: str = 'label_acc'
+                    ) -> Optional[tuple[int, float, float]]:
+  """(step, mean, standard error) of how far `metric` falls from the step
+  where its mean curve is highest to its final value, paired by seed (each
+  seed's value at that step minus its own final value); None where no
+  step logged it."""
+  peak = highest_on_curve(runs, metric)
+  if peak is None:
+    return None
+  step, at_peak = peak
+  m, se, _ = results_lib.mean_se(
+      [p - r[metric] for p, r in zip(at_peak, runs)])
+  return step, m, se
 
 
 def _steps(runs: Sequence[dict]) -> int:
@@ -268,16 +297,20 @@ def section(directories: dict[str, str],
       {LONG: directories[LONG]} if LONG in directories else {}, score)
   diverged.update({(f, f'{m} (longer run)'): seeds
                    for (f, m), seeds in longer_diverged.items()})
-  missing = [s for s, d in directories.items()
-             if not (os.path.isdir(d) and results_lib.finished(d))]
+  finished = {s: d for s, d in directories.items()
+              if os.path.isdir(d) and results_lib.finished(d)}
+  missing = [s for s in directories if s not in finished]
   lines = ['## (e) Digits: class conditioning and data-efficient training',
            '']
-  if not rows:
+  if not rows and not longer:
     return lines + ['No sweep of this section has finished: '
                     + ', '.join(f'`{m}`' for m in missing) + '.', '']
-  first = next(d for d in directories.values()
-               if os.path.isdir(d) and results_lib.finished(d))
+  # The protocol is that of the shorter sweeps where one has finished.
+  first = next((d for s, d in finished.items() if s != LONG),
+               finished.get(LONG))
   config, num_seeds, protocol = report.sweep_protocol(first)
+  longer_steps = ({_steps(runs) for runs in longer.values()}
+                  - {config.num_steps})
   lines += [
       f'Protocol: {protocol}; the non-saturating loss; FID against the whole '
       'training split (1,437 digits) in the bundled digits classifier\'s '
@@ -289,14 +322,18 @@ def section(directories: dict[str, str],
       'training digits in 128 feature dimensions: its sample covariances '
       'are rank-deficient and the value is biased upward, so it compares '
       'configurations at equal sample counts only, not with published '
-      'intra-FIDs. A '
-      'fraction is a fixed subset of the training split, stratified by '
-      'class (`--train_fraction`, `--subset_seed=0`). DiffAugment and LeCam '
+      'intra-FIDs. The GANs train on all 1,797 digits; a fraction is a '
+      'fixed subset of them, stratified by class (`--train_fraction`, '
+      '`--subset_seed=0`)' + _subset_sizes(rows, longer) + '. DiffAugment '
+      'and LeCam '
       'follow the authors\' limited-CIFAR-10 BigGAN scripts '
       '(`--augment=translation,cutout`, `--lecam_weight=0.3`), untuned. '
       'Conditional runs draw fake labels uniformly. Sweeps: '
       + ', '.join(f'`experiments/sweeps/{s}.cfg`' for s in directories)
-      + '.', '']
+      + '.' + ''.join(
+          f' The longer runs of `{LONG}` train for {steps} steps, otherwise '
+          'under the same protocol.' for steps in sorted(longer_steps)),
+      '']
   if missing:
     lines += ['Not finished when this was written (their rows are missing): '
               + ', '.join(f'`{m}`' for m in missing) + '.', '']
@@ -353,15 +390,14 @@ def _conditioning_lines(rows: dict) -> list[str]:
                  f'({"resolved" if results_lib.resolved(diff, se) else "not resolved"}).')
   for m in methods[1:]:
     runs = rows[(1.0, m)]
-    peak = highest_on_curve(runs, 'label_acc') if (
-        'label_acc' in runs[0]) else None
-    if peak is None:
+    fall = fall_after_peak(runs) if 'label_acc' in runs[0] else None
+    if fall is None:
       continue
-    diff, se = results_lib.difference(peak[1], [r['label_acc'] for r in runs])
-    if results_lib.resolved(diff, se) and diff < 0:
+    step, drop, se = fall
+    if results_lib.resolved(drop, se) and drop > 0:
       lines.append(f'- {m}: label accuracy falls after its peak at step '
-                   f'{peak[0]}, by {-100 * diff:.1f} ± {100 * se:.1f} points '
-                   'to its final value (resolved).')
+                   f'{step}, by {100 * drop:.1f} ± {100 * se:.1f} points '
+                   'to its final value (paired by seed; resolved).')
   if ((1.0, 'projection') in rows and (1.0, 'ACGAN') in rows):
     a = [r['label_acc'] for r in rows[(1.0, 'projection')]]
     b = [r['label_acc'] for r in rows[(1.0, 'ACGAN')]]
@@ -425,9 +461,19 @@ def _longer_lines(rows: dict, longer: dict) -> list[str]:
     return []
   fractions = sorted({f for f, _ in longer})
   steps = _steps(next(iter(longer.values())))
+  verdicts = {}  # verdict: the shorter rows that end with it
+  for f, m in sorted(longer):
+    judged = trend(rows[(f, m)]) if (f, m) in rows else None
+    if judged:
+      verdicts.setdefault(judged[0], []).append(f'{_fraction_label(f)} {m}')
+  why = ''
+  if verdicts:
+    why = (f'Over their last {FLAT_WINDOW} evaluations, of the shorter runs '
+           'above, ' + '; '.join(
+               f'{" and ".join(names)} {"is" if len(names) == 1 else "are"} '
+               f'{verdict}' for verdict, names in verdicts.items()) + '. ')
   lines = [f'### DiffAugment trained on to {steps} steps', '',
-           'The DiffAugment curves above are still falling at their last '
-           'evaluation, so the same configurations (same seeds) go on to '
+           why + 'The same configurations (same seeds) go on to '
            f'{steps} steps (`experiments/sweeps/{LONG}.cfg`).', '',
            '| training images | method | FID (final) | lowest mean FID on '
            'the curve (step) | FID on the curve at the shorter run\'s end '
@@ -462,6 +508,21 @@ def _longer_lines(rows: dict, longer: dict) -> list[str]:
           f'against DiffAugment: final FID {diff:+.1f} ± {se:.1f} '
           f'({"resolved" if results_lib.resolved(diff, se) else "not resolved"}).')
   return lines + ['']
+
+
+def _subset_sizes(rows: dict, longer: dict) -> str:
+  """': 10% is 179 images, 25% is 450' for the fractions below 1 that the
+  rows train on: `data.subset_indices` of the digits' labels."""
+  from gan_jax import data  # pylint: disable=g-import-not-at-top
+  from gan_jax.data import images  # pylint: disable=g-import-not-at-top
+  fractions = sorted({f for f, _ in list(rows) + list(longer) if f < 1.0})
+  if not fractions:
+    return ''
+  labels = np.asarray(images.digits().labels)
+  return ': ' + ', '.join(
+      f'{_fraction_label(f)} is '
+      f'{len(data.subset_indices(len(labels), f, labels))} images'
+      for f in fractions)
 
 
 def _target_lines(rows: dict, longer: dict) -> list[str]:

@@ -508,6 +508,17 @@ class SmallDataSectionTest(absltest.TestCase):
     self.assertIn('- ACGAN: label accuracy falls after its peak at step 20, '
                   'by 61.0 ± 6.0 points to its final value (paired by seed; '
                   'resolved).', text)
+    # Falls of 5 and 85 points: 45 ± 40, not resolved, not stated.
+    finals = iter([0.90, 0.12])
+    def unresolved(directory, name):
+      runs = score(directory, name)
+      if name == 'conditional=acgan':
+        for run in runs:
+          run['label_acc'] = run['curve'][-1]['label_acc'] = next(finals)
+      return runs
+    text = '\n'.join(self.small_data.section(self.dirs, figure, unresolved))
+    self.assertNotIn('- ACGAN: label accuracy falls', text)
+    self.assertIn('| 96.0 ± 1.0 % (20) |', text)
     self.assertIn('| 96.0 ± 1.0 % (20) |', text)
 
   def test_highest_point_of_a_mean_curve_skips_steps_not_logged(self):
@@ -552,6 +563,57 @@ class SmallDataSectionTest(absltest.TestCase):
     self.assertNotIn('Class conditioning', text)
     self.assertFalse(os.path.exists(os.path.join(out,
                                                  'digits_class_grids.png')))
+
+  def test_why_the_longer_runs_go_on_names_each_shorter_trend(self):
+    # Two seeds each over the last 3 intervals: -10 and -12 (still
+    # falling), +5 and -5 (flat); a one-seed row is not judged and not named.
+    curve = lambda *fids: [{'step': 10 * (i + 1), 'fid': f}
+                           for i, f in enumerate(fids)]
+    run = lambda *fids: {'fid': fids[-1], 'curve': curve(*fids)}
+    falling = [run(90, 50, 45, 42, 40), run(90, 60, 55, 50, 48)]
+    flat = [run(90, 50, 45, 42, 55), run(90, 60, 55, 50, 50)]
+    rows = {(0.1, 'DiffAugment'): falling, (0.1, 'DiffAugment + LeCam'): flat}
+    longer = {k: [run(*range(100, 0, -10))] * 2 for k in rows}
+    text = '\n'.join(self.small_data._longer_lines(rows, longer))
+    self.assertIn('Over their last 3 evaluations, of the shorter runs above, '
+                  '10% DiffAugment is still falling; 10% DiffAugment + LeCam '
+                  'is flat. The same configurations', text)
+    rows = {(0.1, 'DiffAugment'): falling,
+            (0.1, 'DiffAugment + LeCam'): falling,
+            (0.25, 'DiffAugment'): falling,
+            (0.25, 'DiffAugment + LeCam'): falling[:1]}
+    longer = {k: [run(*range(100, 0, -10))] * 2 for k in rows}
+    text = '\n'.join(self.small_data._longer_lines(rows, longer))
+    self.assertIn('of the shorter runs above, 10% DiffAugment, 10% '
+                  'DiffAugment + LeCam and 25% DiffAugment are still falling. '
+                  'The same', text)
+    self.assertEqual(self.small_data.flatness(falling[:1]),
+                     'not judged, one seed (-10.0 from step 20 to 50)')
+
+  def test_subset_sizes_of_each_fraction(self):
+    # Counted here from scikit-learn's labels: round(f n_c) of each class.
+    from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+    counts = np.bincount(load_digits().target)
+    keep = lambda f: int(sum(max(1, round(f * c)) for c in counts))
+    rows = {(0.1, 'none'): [], (0.25, 'none'): [], (1.0, 'none'): []}
+    self.assertEqual(self.small_data._subset_sizes(rows, {}),
+                     f': 10% is {keep(0.1)} images, 25% is {keep(0.25)} '
+                     'images')
+    self.assertEqual(self.small_data._subset_sizes({(1.0, 'none'): []}, {}),
+                     '')
+
+  def test_every_seed_diverged_is_said(self):
+    def score(directory, name):
+      return [{'seed': s, 'diverged_at': 20} for s in range(SEEDS)]
+    out = self.create_tempdir().full_path
+    figure = lambda name: (os.path.join(out, name), f'results/{name}')
+    text = '\n'.join(self.small_data.section(self.dirs, figure, score))
+    self.assertNotIn('No sweep of this section has finished', text)
+    self.assertIn('Every seed of the finished configurations diverged: 10% '
+                  'DiffAugment: seed 0 (step 20), seed 1 (step 20); 10% '
+                  'DiffAugment (longer run): seed 0 (step 20), ', text)
+    self.assertIn('; 100% ACGAN: seed 0 (step 20), seed 1 (step 20); ', text)
+    self.assertNotIn('Protocol:', text)
 
   def test_only_the_longer_runs_finished(self):
     # The section is written from the longer runs alone; their protocol is

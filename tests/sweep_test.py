@@ -117,7 +117,7 @@ class ResumeTest(absltest.TestCase):
   def test_restart_recomputes_only_the_unfinished_configuration(self):
     sweep_dir = os.path.join(self.create_tempdir().full_path, 'sweep')
     grid = sweep.parse_grid('loss:minimax,hinge;g_lr:1e-4,1e-3')
-    with flagsaver.flagsaver(workdir=sweep_dir, **TINY):
+    with flagsaver.flagsaver(workdir=sweep_dir, **{**TINY, 'log_every': 5}):
       from gan_jax import config as config_lib  # pylint: disable=g-import-not-at-top
       base = config_lib.from_flags()
       out = io.StringIO()

@@ -3,9 +3,9 @@
 digits is the small-data regime the data-efficiency papers study: the GANs
 train on its 1,797 images, about 180 per class (10% of them is 179 images).
 Four sweeps share one protocol (the DCGAN of section (c), 5 seeds, the FID
-learning curve every `eval_every` steps):
+learning curve every `eval_every` steps; the last one trains longer):
 
-* `digits_data_efficiency`: 10%, 25% and 100% of the training split
+* `digits_data_efficiency`: 10%, 25% and 100% of the images
   (`--train_fraction`, a fixed subset stratified by class), no augmentation;
 * `digits_diffaugment`: the same fractions with DiffAugment (Zhao et al.
   2020) and with DiffAugment plus LeCam (Tseng et al. 2021);
@@ -34,7 +34,7 @@ the delta-method error |b/a| sqrt((se_a/a)^2 + (se_b/b)^2).
 Whether a curve has flattened is judged, not assumed: the change of FID over
 the last `FLAT_WINDOW` evaluation intervals, mean ± standard error over
 seeds, is "flat" unless resolved, and otherwise "still falling" or
-"rising".
+"rising"; with one seed (no standard error) it is "not judged".
 """
 
 from __future__ import annotations
@@ -155,13 +155,15 @@ def trend(runs: Sequence[dict], window: int = FLAT_WINDOW
   """(verdict, mean change, its standard error, first step, last step) of
   FID over the last `window` evaluation intervals, the change taken per
   seed; the verdict is 'flat' unless the change is resolved, else 'still
-  falling' or 'rising'. None for a curve of `window` points or fewer."""
+  falling' or 'rising'; 'not judged' without a standard error (one seed).
+  None for a curve of `window` points or fewer."""
   steps, fids = curve_matrix(runs)
   if len(steps) <= window:
     return None
   change = list(fids[:, -1] - fids[:, -1 - window])
   m, se, _ = results_lib.mean_se(change)
-  verdict = ('flat' if not results_lib.resolved(m, se)
+  verdict = ('not judged' if not math.isfinite(se)
+             else 'flat' if not results_lib.resolved(m, se)
              else 'still falling' if m < 0 else 'rising')
   return verdict, m, se, int(steps[-1 - window]), int(steps[-1])
 
@@ -173,6 +175,8 @@ def flatness(runs: Sequence[dict], window: int = FLAT_WINDOW) -> str:
   if judged is None:
     return 'too short to judge'
   verdict, m, se, first, last = judged
+  if verdict == 'not judged':
+    return f'not judged, one seed ({m:+.1f} from step {first} to {last})'
   return f'{verdict} ({m:+.1f} ± {se:.1f} from step {first} to {last})'
 
 
@@ -303,8 +307,14 @@ def section(directories: dict[str, str],
   lines = ['## (e) Digits: class conditioning and data-efficient training',
            '']
   if not rows and not longer:
-    return lines + ['No sweep of this section has finished: '
-                    + ', '.join(f'`{m}`' for m in missing) + '.', '']
+    said = []
+    if missing:
+      said.append('No sweep of this section has finished: '
+                  + ', '.join(f'`{m}`' for m in missing) + '.')
+    if diverged:
+      said.append('Every seed of the finished configurations diverged: '
+                  + _diverged_list(diverged) + '.')
+    return lines + [' '.join(said), '']
   # The protocol is that of the shorter sweeps where one has finished.
   first = next((d for s, d in finished.items() if s != LONG),
                finished.get(LONG))
@@ -338,10 +348,8 @@ def section(directories: dict[str, str],
     lines += ['Not finished when this was written (their rows are missing): '
               + ', '.join(f'`{m}`' for m in missing) + '.', '']
   if diverged:
-    lines += ['Seeds that diverged are left out of their rows: ' + '; '.join(
-        f'{_fraction_label(f)} {m}: ' + ', '.join(
-            f'seed {s} (step {step})' for s, step in seeds)
-        for (f, m), seeds in sorted(diverged.items())) + '.', '']
+    lines += ['Seeds that diverged are left out of their rows: '
+              + _diverged_list(diverged) + '.', '']
   lines += _conditioning_lines(rows)
   lines += _efficiency_lines(rows)
   lines += _longer_lines(rows, longer)
@@ -353,6 +361,21 @@ def section(directories: dict[str, str],
     lines += [f'![per-class samples]({rel})', '']
   lines += _target_lines(rows, longer)
   return lines
+
+
+def _diverged_list(diverged: dict) -> str:
+  """'10% none: seed 3 (step 4000); ...' of {(fraction, method): [(seed,
+  step)]}."""
+  return '; '.join(
+      f'{_fraction_label(f)} {m}: ' + ', '.join(
+          f'seed {s} (step {step})' for s, step in seeds)
+      for (f, m), seeds in sorted(diverged.items()))
+
+
+def _and(names: Sequence[str]) -> str:
+  """'a', 'a and b', 'a, b and c'."""
+  return (', '.join(names[:-1]) + ' and ' + names[-1] if len(names) > 1
+          else names[0])
 
 
 def _conditioning_lines(rows: dict) -> list[str]:
@@ -464,13 +487,13 @@ def _longer_lines(rows: dict, longer: dict) -> list[str]:
   verdicts = {}  # verdict: the shorter rows that end with it
   for f, m in sorted(longer):
     judged = trend(rows[(f, m)]) if (f, m) in rows else None
-    if judged:
+    if judged and judged[0] != 'not judged':
       verdicts.setdefault(judged[0], []).append(f'{_fraction_label(f)} {m}')
   why = ''
   if verdicts:
     why = (f'Over their last {FLAT_WINDOW} evaluations, of the shorter runs '
            'above, ' + '; '.join(
-               f'{" and ".join(names)} {"is" if len(names) == 1 else "are"} '
+               f'{_and(names)} {"is" if len(names) == 1 else "are"} '
                f'{verdict}' for verdict, names in verdicts.items()) + '. ')
   lines = [f'### DiffAugment trained on to {steps} steps', '',
            why + 'The same configurations (same seeds) go on to '
@@ -511,8 +534,8 @@ def _longer_lines(rows: dict, longer: dict) -> list[str]:
 
 
 def _subset_sizes(rows: dict, longer: dict) -> str:
-  """': 10% is 179 images, 25% is 450' for the fractions below 1 that the
-  rows train on: `data.subset_indices` of the digits' labels."""
+  """': 10% is 179 images, 25% is 450 images' for the fractions below 1
+  that the rows train on: `data.subset_indices` of the digits' labels."""
   from gan_jax import data  # pylint: disable=g-import-not-at-top
   from gan_jax.data import images  # pylint: disable=g-import-not-at-top
   fractions = sorted({f for f, _ in list(rows) + list(longer) if f < 1.0})

@@ -19,12 +19,13 @@ learning curve every `eval_every` steps; the last one trains longer):
 FID is the Fréchet distance in the bundled digits classifier's feature space
 between each seed's evaluation samples and the classifier's whole training
 split, 1,437 digits (also for runs trained on a fraction: the question is
-how well G learns the distribution from fewer images). Label accuracy is the fraction of a
-conditional run's samples that the classifier assigns to the class G was
-asked for (on the curve too, so a collapse after a peak shows; a fall
-after the peak is paired by seed, each seed's value at the mean curve's
-highest step minus its final value); intra-class FID is the mean over
-classes of the class-k samples' FID against the class-k training images.
+how well G learns the distribution from fewer images). Label accuracy is
+the fraction of a conditional run's samples that the classifier assigns to
+the class G was asked for (on the curve too, so a collapse after a peak
+shows; a fall after the peak is paired by seed, each seed's value at the
+mean curve's highest step minus its final value); intra-class FID is the
+mean over classes of the class-k samples' FID against the class-k training
+images.
 
 Every number is a mean ± standard error over seeds (`results.mean_se`); a
 difference is called resolved only beyond two standard errors
@@ -319,8 +320,7 @@ def section(directories: dict[str, str],
   first = next((d for s, d in finished.items() if s != LONG),
                finished.get(LONG))
   config, num_seeds, protocol = report.sweep_protocol(first)
-  longer_steps = ({_steps(runs) for runs in longer.values()}
-                  - {config.num_steps})
+  longer_steps = _steps(next(iter(longer.values()))) if longer else None
   lines += [
       f'Protocol: {protocol}; the non-saturating loss; FID against the whole '
       'training split (1,437 digits) in the bundled digits classifier\'s '
@@ -340,9 +340,9 @@ def section(directories: dict[str, str],
       '(`--augment=translation,cutout`, `--lecam_weight=0.3`), untuned. '
       'Conditional runs draw fake labels uniformly. Sweeps: '
       + ', '.join(f'`experiments/sweeps/{s}.cfg`' for s in directories)
-      + '.' + ''.join(
-          f' The longer runs of `{LONG}` train for {steps} steps, otherwise '
-          'under the same protocol.' for steps in sorted(longer_steps)),
+      + '.' + (f' The longer runs of `{LONG}` train for {longer_steps} '
+               'steps, otherwise under the same protocol.'
+               if longer_steps not in (None, config.num_steps) else ''),
       '']
   if missing:
     lines += ['Not finished when this was written (their rows are missing): '

@@ -60,9 +60,14 @@ PAUSED_ARRAY_WRITE = textwrap.dedent('''
 
     async def paused_save(self, directory, *args, **kwargs):
       futures = await save(self, directory, *args, **kwargs)
-      step_dir = os.path.basename(os.path.dirname(
-          str(getattr(directory, 'path', directory))))
+      item_dir = str(getattr(directory, 'path', directory))
+      step_dir = os.path.basename(os.path.dirname(item_dir))
       if step_dir.startswith(os.environ['PAUSE_STEP'] + '.orbax-checkpoint-tmp'):
+        # orbax may create the item's directory on a background thread;
+        # nothing commits while this coroutine holds its futures.
+        deadline = time.monotonic() + 120
+        while not os.path.isdir(item_dir) and time.monotonic() < deadline:
+          time.sleep(0.01)
         open(os.environ['PAUSE_MARKER'], 'w').close()
         time.sleep(600)
       return futures
